@@ -1,0 +1,1 @@
+"""Parley: an open, self-hostable instant-messaging backend-as-a-service."""

@@ -1,0 +1,213 @@
+"""Request and response bodies of the control plane, as they appear in the OpenAPI spec."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from app.services.users import UserImportItem
+
+ISO_TIME = "ISO 8601 in UTC, e.g. 2026-12-04T08:00:00.123456Z."
+
+TEXT_CONTENT = {
+    "title": "TextContent",
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {
+        "type": {"const": "text"},
+        "text": {"type": "string", "minLength": 1, "description": "At most max_text_chars."},
+    },
+}
+CUSTOM_CONTENT = {
+    "title": "CustomContent",
+    "type": "object",
+    "required": ["type", "custom_type"],
+    "properties": {
+        "type": {"const": "custom"},
+        "custom_type": {"type": "string", "minLength": 1, "maxLength": 64},
+        "data": {"description": "Any JSON the app defines."},
+        "text": {"type": "string", "description": "Optional fallback text."},
+    },
+}
+Content = Annotated[
+    dict[str, Any], WithJsonSchema({"oneOf": [TEXT_CONTENT, CUSTOM_CONTENT]})
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AppCreate(Body):
+    name: str = Field(min_length=1, max_length=128)
+
+
+class AppOut(BaseModel):
+    app_key: str
+    name: str
+    created_at: str = Field(description=ISO_TIME)
+
+
+class AppCredentials(AppOut):
+    app_secret: str = Field(description="Shown once. Parley keeps only its hash.")
+
+
+class AppList(BaseModel):
+    apps: list[AppOut]
+
+
+class UserOut(BaseModel):
+    user_id_md5: str
+    nickname: str | None
+    avatar_url: str | None
+    extra: dict[str, Any] | None
+    has_password: bool
+    created_at: str
+    updated_at: str
+
+
+class UserPage(BaseModel):
+    users: list[UserOut]
+    next_cursor: str | None
+
+
+class UserImportRequest(Body):
+    users: Annotated[
+        list[Any],
+        Field(min_length=1, max_length=1000),
+        WithJsonSchema(
+            {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1000,
+                "items": {"$ref": "#/components/schemas/UserImportItem"},
+            }
+        ),
+    ] = Field(description="Each item is checked alone; a bad one fails only itself.")
+
+
+class ImportItemResult(BaseModel):
+    index: int
+    user_id_md5: str | None
+    status: Literal["created", "updated", "error"]
+    error: dict[str, Any] | None = None
+
+
+class ImportResult(BaseModel):
+    created: int
+    updated: int
+    failed: int
+    results: list[ImportItemResult]
+
+
+class TokenRequest(Body):
+    ttl_seconds: int | None = Field(None, description="Defaults to PARLEY_TOKEN_TTL_SECONDS.")
+
+
+class TokenOut(BaseModel):
+    user_id_md5: str
+    token: str
+    expires_at: str
+
+
+class KickRequest(Body):
+    reason: str = Field("", max_length=200)
+
+
+class KickOut(BaseModel):
+    revoked_tokens: int
+
+
+class SendRequest(Body):
+    """A 1:1 message on behalf of a user. Name each user by raw ID or by MD5 ID."""
+
+    from_user_id: str | None = None
+    from_user_id_md5: str | None = None
+    to_user_id: str | None = None
+    to_user_id_md5: str | None = None
+    content: Content
+    client_msg_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class NoticeRequest(Body):
+    """A system notice to a user, in their system conversation."""
+
+    to_user_id: str | None = None
+    to_user_id_md5: str | None = None
+    content: Content
+    client_msg_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class AckOut(BaseModel):
+    msg_id: str
+    conversation_id: str
+    seq: int
+    created_at: str
+    duplicate: bool = Field(description="True when this client_msg_id was stored before.")
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    msg_id: str
+    conversation_id: str
+    seq: int
+    from_: str | None = Field(alias="from", description="Sender's MD5 ID; null for a notice.")
+    to: str
+    content: Content
+    client_msg_id: str | None
+    created_at: str
+
+
+class MessagePage(BaseModel):
+    messages: list[MessageOut]
+    next_cursor: str | None
+
+
+class SyncPage(BaseModel):
+    conversation_id: str
+    messages: list[MessageOut]
+    has_more: bool
+    last_seq: int
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+    kind: Literal["p2p", "system"]
+    peer: str | None
+    last_seq: int
+    read_seq: int
+    delivered_seq: int
+    unread: int
+    updated_at: str
+    last_message: MessageOut | None
+
+
+class ConversationPage(BaseModel):
+    conversations: list[ConversationOut]
+    next_cursor: str | None
+
+
+class ReadRequest(Body):
+    seq: int = Field(ge=0)
+
+
+class ReadOut(BaseModel):
+    conversation_id: str
+    seq: int
+
+
+class MeOut(BaseModel):
+    user_id_md5: str
+    app_key: str
+    expires_at: str
+
+
+class TimeRange(BaseModel):
+    start: datetime
+    end: datetime
+
+
+__all__ = ["UserImportItem"]

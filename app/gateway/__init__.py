@@ -1,0 +1,1 @@
+"""The WebSocket data plane: connection lifecycle, heartbeat, frame codecs."""

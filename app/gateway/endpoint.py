@@ -1,0 +1,213 @@
+"""The ``/ws`` route: reads frames, runs one request at a time, writes replies.
+
+Requests on one connection are handled in order, so a client's sends get seqs in the
+order it sent them. Every reply to a request echoes the request's ``id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from app import ids
+from app.errors import CloseCode, InvalidRequest, LoginRequired, ParleyError, ProtocolError
+from app.gateway import frames
+from app.gateway.codec import HEARTBEAT, JsonCodec
+from app.gateway.connection import Connection
+from app.gateway.hub import Hub
+from app.services import conversations, messages, tokens
+from app.services.context import Context
+from app.services.tokens import Session
+from app.timefmt import iso_from_us
+
+logger = logging.getLogger(__name__)
+
+Reply = dict[str, Any] | None
+Handler = Callable[[Context, Hub, Connection, Any], Awaitable[Reply]]
+
+
+async def serve(ws: WebSocket) -> None:
+    ctx: Context = ws.app.state.ctx
+    hub: Hub = ws.app.state.hub
+    await ws.accept()
+    conn = hub.open(ws)
+    conn.start()
+    logger.debug("connection opened", extra={"conn": conn.id})
+    try:
+        await _read_loop(ctx, hub, conn)
+    finally:
+        hub.remove(conn)
+        await conn.stop()
+        logger.info("connection closed", extra={"conn": conn.id, "app": conn.app_id,
+                                               "user": conn.user_id})
+
+
+async def _read_loop(ctx: Context, hub: Hub, conn: Connection) -> None:
+    limit = ctx.settings.max_frame_bytes
+    while True:
+        event = await conn.ws.receive()
+        if event["type"] == "websocket.disconnect":
+            return
+        conn.touch()
+        if conn.closing:
+            continue
+        text = event.get("text")
+        if text is None:
+            _fail(conn, ProtocolError("Frames are text; binary is not accepted.",
+                                      code="binary_frame"))
+            continue
+        if len(text) > limit // 4 and len(text.encode()) > limit:
+            _fail(conn, ProtocolError(f"The frame is over {limit} bytes.", code="frame_too_large"),
+                  CloseCode.TOO_BIG)
+            continue
+        if text == HEARTBEAT:
+            conn.push(HEARTBEAT)
+            continue
+        await _handle(ctx, hub, conn, text)
+
+
+async def _handle(ctx: Context, hub: Hub, conn: Connection, text: str) -> None:
+    request_id = None
+    try:
+        raw = JsonCodec.decode(text)
+        request_id = raw.get("id") if isinstance(raw.get("id"), (str, int)) else None
+        frame = frames.parse(raw)
+        if not conn.logged_in and not isinstance(frame, frames.Login):
+            raise LoginRequired("Log in first.")
+        reply = await HANDLERS[type(frame)](ctx, hub, conn, frame)
+        if reply is not None:
+            conn.push(JsonCodec.encode({**reply, "id": request_id}))
+    except ParleyError as exc:
+        _fail(conn, exc, request_id=request_id)
+    except Exception:
+        logger.exception("request failed", extra={"conn": conn.id})
+        _fail(conn, ParleyError("Internal error.", code="internal_error"),
+              request_id=request_id)
+
+
+def _fail(conn: Connection, exc: ParleyError, close_code: int | None = None,
+          request_id: Any = None) -> None:
+    body: dict[str, Any] = {"type": "error", "id": request_id, **exc.to_dict()}
+    conn.push(JsonCodec.encode(body))
+    close_code = close_code or exc.close_code
+    if close_code is not None:
+        conn.close(close_code, exc.code)
+
+
+async def _login(ctx: Context, hub: Hub, conn: Connection, frame: frames.Login) -> Reply:
+    if conn.logged_in:
+        raise InvalidRequest("This connection is logged in already.", code="already_logged_in")
+    minted = None
+    if frame.token is not None:
+        session = await tokens.verify(ctx, frame.token, frame.app_key)
+    elif frame.user_id_md5 is not None and frame.password_md5 is not None:
+        session, minted = await tokens.password_login(
+            ctx, frame.app_key, ids.normalise_md5(frame.user_id_md5), frame.password_md5
+        )
+    else:
+        raise InvalidRequest(
+            "Log in with a token, or with user_id_md5 and password_md5.", code="invalid_field"
+        )
+    _bind(hub, conn, session)
+    s = ctx.settings
+    reply: dict[str, Any] = {
+        "type": "login_ok",
+        "user_id_md5": session.user_id,
+        "expires_at": iso_from_us(session.expires_at_us),
+        "heartbeat": {
+            "interval_ms": int(s.heartbeat_interval_seconds * 1000),
+            "timeout_ms": int(s.heartbeat_timeout_seconds * 1000),
+        },
+        "limits": {"max_frame_bytes": s.max_frame_bytes, "max_text_chars": s.max_text_chars},
+    }
+    if minted is not None:
+        reply["token"] = minted.token
+    logger.info("logged in", extra={"conn": conn.id, "app": session.app_id,
+                                    "user": session.user_id})
+    return reply
+
+
+def _bind(hub: Hub, conn: Connection, session: Session) -> None:
+    conn.app_id, conn.app_key = session.app_id, session.app_key
+    conn.user_id, conn.expires_at_us = session.user_id, session.expires_at_us
+    hub.bind(conn)
+
+
+async def _refresh(ctx: Context, hub: Hub, conn: Connection, frame: frames.Refresh) -> Reply:
+    try:
+        session = await tokens.verify(ctx, frame.token, conn.app_key)
+    except ParleyError as exc:
+        # A bad refresh leaves the current session as it was; it is not a login failure.
+        raise InvalidRequest(exc.message, code=exc.code) from None
+    if session.user_id != conn.user_id:
+        raise InvalidRequest("The token is for another user.", code="token_invalid")
+    conn.expires_at_us = max(conn.expires_at_us, session.expires_at_us)
+    return {"type": "refresh_ok", "expires_at": iso_from_us(conn.expires_at_us)}
+
+
+async def _send(ctx: Context, hub: Hub, conn: Connection, frame: frames.Send) -> Reply:
+    assert conn.app_id is not None and conn.user_id is not None
+    ack = await messages.send_direct(
+        ctx,
+        conn.app_id,
+        conn.user_id,
+        ids.normalise_md5(frame.to),
+        frame.content,
+        frame.client_msg_id,
+        origin_connection=conn.id,
+    )
+    return {"type": "send_ok", **ack.to_dict()}
+
+
+async def _sync(ctx: Context, hub: Hub, conn: Connection, frame: frames.Sync) -> Reply:
+    assert conn.app_id is not None and conn.user_id is not None
+    page = await conversations.sync(
+        ctx, conn.app_id, conn.user_id, frame.conversation_id, frame.after_seq, frame.limit
+    )
+    return {
+        "type": "sync_ok",
+        "conversation_id": frame.conversation_id,
+        "messages": page.messages,
+        "has_more": page.has_more,
+        "last_seq": page.last_seq,
+    }
+
+
+async def _conversations(
+    ctx: Context, hub: Hub, conn: Connection, frame: frames.Conversations
+) -> Reply:
+    assert conn.app_id is not None and conn.user_id is not None
+    items, cursor = await conversations.list_for_user(
+        ctx, conn.app_id, conn.user_id, frame.limit, frame.cursor
+    )
+    return {"type": "conversations_ok", "conversations": items, "next_cursor": cursor}
+
+
+async def _read(ctx: Context, hub: Hub, conn: Connection, frame: frames.Read) -> Reply:
+    assert conn.app_id is not None and conn.user_id is not None
+    seq = await conversations.mark_read(
+        ctx, conn.app_id, conn.user_id, frame.conversation_id, frame.seq, conn.id
+    )
+    return {"type": "read_ok", "conversation_id": frame.conversation_id, "seq": seq}
+
+
+async def _ack(ctx: Context, hub: Hub, conn: Connection, frame: frames.Ack) -> Reply:
+    assert conn.app_id is not None and conn.user_id is not None
+    await conversations.acknowledge(
+        ctx, conn.app_id, conn.user_id, frame.conversation_id, frame.seq
+    )
+    return None
+
+
+HANDLERS: dict[type[frames.Frame], Handler] = {
+    frames.Login: _login,
+    frames.Refresh: _refresh,
+    frames.Send: _send,
+    frames.Sync: _sync,
+    frames.Conversations: _conversations,
+    frames.Read: _read,
+    frames.Ack: _ack,
+}

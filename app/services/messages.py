@@ -1,0 +1,361 @@
+"""The send pipeline: every message, from a client or the App Server, goes through here.
+
+    validate content → stages (moderation, before-send hooks join here) → persist with
+    the next seq of its conversation → commit → publish to the recipients' devices
+
+A message is published only after its transaction commits, so no device can hear of
+seq N before N can be fetched. Within one conversation the row lock taken to assign
+the seq makes commits happen in seq order, so the sequence has no gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import ids
+from app.broker import Delivery
+from app.errors import Conflict, InvalidRequest, user_not_found
+from app.services import users as user_service
+from app.services.context import Context
+from app.storage.db import now_us
+from app.storage.models import conversations, members, messages
+from app.timefmt import iso_from_us
+
+SYSTEM_SENDER = ""
+CUSTOM_TYPE_MAX = 64
+CLIENT_MSG_ID_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message on its way in, before it has a seq."""
+
+    app_id: int
+    sender: str  # an MD5 ID, or SYSTEM_SENDER for a notice from the App Server
+    conversation_id: str
+    members: tuple[str, ...]
+    content: dict[str, Any]
+    client_msg_id: str | None = None
+    origin_connection: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    msg_id: str
+    conversation_id: str
+    seq: int
+    created_at_us: int
+    duplicate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "msg_id": self.msg_id,
+            "conversation_id": self.conversation_id,
+            "seq": self.seq,
+            "created_at": iso_from_us(self.created_at_us),
+            "duplicate": self.duplicate,
+        }
+
+
+# A stage may refuse a message (raise a ParleyError) or return it changed.
+SendStage = Callable[[Context, Outgoing], Awaitable[Outgoing]]
+
+
+def validate_content(ctx: Context, content: Any) -> dict[str, Any]:
+    """The two kinds of content: text, and a custom JSON payload of the app's own type."""
+    if not isinstance(content, dict):
+        raise InvalidRequest("content must be an object.", code="invalid_content")
+    kind = content.get("type")
+    if kind == "text":
+        return _text_content(ctx, content)
+    if kind == "custom":
+        return _custom_content(ctx, content)
+    raise InvalidRequest('content.type must be "text" or "custom".', code="invalid_content")
+
+
+def _text_content(ctx: Context, content: dict[str, Any]) -> dict[str, Any]:
+    text = content.get("text")
+    if not isinstance(text, str) or text == "":
+        raise InvalidRequest("content.text must be a non-empty string.", code="invalid_content")
+    limit = ctx.settings.max_text_chars
+    if len(text) > limit:
+        raise InvalidRequest(
+            f"content.text is longer than {limit} characters.", code="text_too_long", limit=limit
+        )
+    if set(content) != {"type", "text"}:
+        raise InvalidRequest("text content takes only type and text.", code="invalid_content")
+    return {"type": "text", "text": text}
+
+
+def _custom_content(ctx: Context, content: dict[str, Any]) -> dict[str, Any]:
+    custom_type = content.get("custom_type")
+    if not isinstance(custom_type, str) or not 0 < len(custom_type) <= CUSTOM_TYPE_MAX:
+        raise InvalidRequest(
+            "content.custom_type must be a string of 1 to 64 characters.",
+            code="invalid_content",
+        )
+    if set(content) - {"type", "custom_type", "data", "text"}:
+        raise InvalidRequest(
+            "custom content takes type, custom_type, data and an optional text.",
+            code="invalid_content",
+        )
+    text = content.get("text")
+    if text is not None:
+        _text_content(ctx, {"type": "text", "text": text})
+    size = len(orjson.dumps(content))
+    if size > ctx.settings.max_custom_bytes:
+        raise InvalidRequest(
+            f"custom content is {size} bytes; the limit is {ctx.settings.max_custom_bytes}.",
+            code="content_too_large",
+            limit=ctx.settings.max_custom_bytes,
+        )
+    return dict(content)
+
+
+def validate_client_msg_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= CLIENT_MSG_ID_MAX:
+        raise InvalidRequest(
+            "client_msg_id must be a string of 1 to 64 characters.", code="invalid_request"
+        )
+    return value
+
+
+async def send_direct(
+    ctx: Context,
+    app_id: int,
+    sender: str,
+    recipient: str,
+    content: Any,
+    client_msg_id: str | None = None,
+    origin_connection: str | None = None,
+) -> Ack:
+    """A 1:1 message from one user of the app to another."""
+    if not await user_service.exists(ctx, app_id, recipient):
+        raise user_not_found()
+    outgoing = Outgoing(
+        app_id,
+        sender,
+        ids.p2p_conversation_id(sender, recipient),
+        tuple(sorted({sender, recipient})),
+        validate_content(ctx, content),
+        validate_client_msg_id(client_msg_id),
+        origin_connection,
+    )
+    return await _send(ctx, outgoing)
+
+
+async def send_notice(
+    ctx: Context, app_id: int, recipient: str, content: Any, client_msg_id: str | None = None
+) -> Ack:
+    """A system notice from the App Server, in the user's own system conversation."""
+    if not await user_service.exists(ctx, app_id, recipient):
+        raise user_not_found()
+    outgoing = Outgoing(
+        app_id,
+        SYSTEM_SENDER,
+        ids.system_conversation_id(recipient),
+        (recipient,),
+        validate_content(ctx, content),
+        validate_client_msg_id(client_msg_id),
+    )
+    return await _send(ctx, outgoing)
+
+
+async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
+    for stage in ctx.send_stages:
+        outgoing = await stage(ctx, outgoing)
+    encoded = orjson.dumps(outgoing.content).decode()
+
+    try:
+        ack, fresh = await _persist(ctx, outgoing, encoded)
+    except IntegrityError:
+        # Two resends of one client_msg_id raced; the other one won. Return its ack.
+        ack = await _find_duplicate(ctx, outgoing)
+        if ack is None:
+            raise
+        fresh = False
+
+    if fresh:
+        view = _view(
+            outgoing.conversation_id,
+            ack.seq,
+            ack.msg_id,
+            outgoing.sender,
+            orjson.Fragment(encoded),
+            outgoing.client_msg_id,
+            ack.created_at_us,
+        )
+        await ctx.broker.publish(
+            Delivery(
+                outgoing.app_id,
+                outgoing.members,
+                {"type": "message", "message": view},
+                exclude_connection=outgoing.origin_connection,
+            )
+        )
+    return ack
+
+
+async def _persist(ctx: Context, outgoing: Outgoing, encoded: str) -> tuple[Ack, bool]:
+    """Store the message under the conversation's next seq; (ack, False) for a resend."""
+    now = now_us()
+    async with ctx.db.write() as conn:
+        if outgoing.client_msg_id is not None:
+            earlier = await _lookup_duplicate(conn, outgoing)
+            if earlier is not None:
+                return earlier, False
+
+        await _ensure_conversation(ctx, conn, outgoing)
+        seq = await conn.scalar(
+            update(conversations)
+            .where(
+                conversations.c.app_id == outgoing.app_id,
+                conversations.c.id == outgoing.conversation_id,
+            )
+            .values(last_seq=conversations.c.last_seq + 1, last_message_at_us=now)
+            .returning(conversations.c.last_seq)
+        )
+        msg_id = ids.new_message_id()
+        await conn.execute(
+            insert(messages).values(
+                msg_id=msg_id,
+                app_id=outgoing.app_id,
+                conversation_id=outgoing.conversation_id,
+                seq=seq,
+                sender_id=outgoing.sender,
+                client_msg_id=outgoing.client_msg_id,
+                content=encoded,
+                created_at_us=now,
+            )
+        )
+        if outgoing.sender != SYSTEM_SENDER:
+            # Writing in a conversation counts as having read it up to there.
+            await conn.execute(
+                update(members)
+                .where(
+                    members.c.app_id == outgoing.app_id,
+                    members.c.user_id == outgoing.sender,
+                    members.c.conversation_id == outgoing.conversation_id,
+                )
+                .values(read_seq=seq)
+            )
+    assert seq is not None
+    return Ack(msg_id, outgoing.conversation_id, seq, now), True
+
+
+async def _ensure_conversation(ctx: Context, conn: AsyncConnection, outgoing: Outgoing) -> None:
+    dialect = sqlite if ctx.db.is_sqlite else postgresql
+    kind = "system" if outgoing.sender == SYSTEM_SENDER else "p2p"
+    created = await conn.execute(
+        dialect.insert(conversations)
+        .values(
+            app_id=outgoing.app_id,
+            id=outgoing.conversation_id,
+            kind=kind,
+            last_seq=0,
+            last_message_at_us=0,
+        )
+        .on_conflict_do_nothing()
+    )
+    if created.rowcount == 0:
+        return
+    rows = [
+        {
+            "app_id": outgoing.app_id,
+            "user_id": user,
+            "conversation_id": outgoing.conversation_id,
+            "peer_id": _peer(outgoing.conversation_id, user),
+            "read_seq": 0,
+            "delivered_seq": 0,
+        }
+        for user in outgoing.members
+    ]
+    await conn.execute(dialect.insert(members).on_conflict_do_nothing(), rows)
+
+
+async def _lookup_duplicate(conn: AsyncConnection, outgoing: Outgoing) -> Ack | None:
+    row = (
+        await conn.execute(
+            select(
+                messages.c.msg_id,
+                messages.c.conversation_id,
+                messages.c.seq,
+                messages.c.created_at_us,
+            ).where(
+                messages.c.app_id == outgoing.app_id,
+                messages.c.sender_id == outgoing.sender,
+                messages.c.client_msg_id == outgoing.client_msg_id,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.conversation_id != outgoing.conversation_id:
+        raise Conflict(
+            "This client_msg_id was already used for a message in another conversation.",
+            code="client_msg_id_reused",
+        )
+    return Ack(row.msg_id, row.conversation_id, row.seq, row.created_at_us, duplicate=True)
+
+
+async def _find_duplicate(ctx: Context, outgoing: Outgoing) -> Ack | None:
+    if outgoing.client_msg_id is None:
+        return None
+    async with ctx.db.read() as conn:
+        return await _lookup_duplicate(conn, outgoing)
+
+
+def _peer(conversation_id: str, user: str) -> str:
+    kind, _, rest = conversation_id.partition(":")
+    if kind != "p2p":
+        return ""
+    lo, _, hi = rest.partition(":")
+    return hi if user == lo else lo
+
+
+def _view(
+    conversation_id: str,
+    seq: int,
+    msg_id: str,
+    sender: str,
+    content: Any,
+    client_msg_id: str | None,
+    created_at_us: int,
+) -> dict[str, Any]:
+    if conversation_id.startswith("sys:"):
+        to = conversation_id[4:]
+    else:
+        to = _peer(conversation_id, sender)
+    return {
+        "msg_id": msg_id,
+        "conversation_id": conversation_id,
+        "seq": seq,
+        "from": sender or None,
+        "to": to,
+        "content": content,
+        "client_msg_id": client_msg_id,
+        "created_at": iso_from_us(created_at_us),
+    }
+
+
+def message_view(row: Any) -> dict[str, Any]:
+    """A stored message as every path shows it; content spliced in without parsing."""
+    return _view(
+        row.conversation_id,
+        row.seq,
+        row.msg_id,
+        row.sender_id,
+        orjson.Fragment(row.content),
+        row.client_msg_id,
+        row.created_at_us,
+    )
