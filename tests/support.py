@@ -37,6 +37,8 @@ def free_port() -> int:
 class TestDatabase:
     """A database made for one test run and dropped after it."""
 
+    __test__ = False  # a helper, not a test class
+
     backend: str
     url: str
     _pg_name: str | None = None
@@ -213,7 +215,7 @@ class Client:
         except ConnectionClosed:
             pass
         finally:
-            rcvd = self.ws.close_rcvd
+            rcvd = self.ws.protocol.close_rcvd
             self.close_code = rcvd.code if rcvd else 1006
             self.close_reason = rcvd.reason if rcvd else None
             self._arrived.set()

@@ -30,8 +30,7 @@ router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERRORS)
 async def import_users(ctx: Ctx, app: CallingApp, body: UserImportRequest) -> ImportResult:
     """Create or update up to 1,000 users; each item gets its own outcome."""
     outcomes = await users.import_users(ctx, app.id, body.users)
-    results = [ImportItemResult(index=o.index, user_id_md5=o.user_id_md5, status=o.status,  # type: ignore[arg-type]
-                                error=o.error) for o in outcomes]
+    results = [ImportItemResult.model_validate(o, from_attributes=True) for o in outcomes]
     count = {s: sum(1 for o in outcomes if o.status == s) for s in ("created", "updated", "error")}
     return ImportResult(created=count["created"], updated=count["updated"],
                         failed=count["error"], results=results)

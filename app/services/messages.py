@@ -180,10 +180,10 @@ async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
         ack, fresh = await _persist(ctx, outgoing, encoded)
     except IntegrityError:
         # Two resends of one client_msg_id raced; the other one won. Return its ack.
-        ack = await _find_duplicate(ctx, outgoing)
-        if ack is None:
+        earlier = await _find_duplicate(ctx, outgoing)
+        if earlier is None:
             raise
-        fresh = False
+        ack, fresh = earlier, False
 
     if fresh:
         view = _view(

@@ -31,6 +31,11 @@ class Session:
     expires_at_us: int
 
 
+# The shortest token an App Server may mint. A one-second token is of no use to a
+# real client, but it lets a test watch a session expire without a long wait.
+TOKEN_TTL_MIN_SECONDS = 1
+
+
 @dataclass(frozen=True, slots=True)
 class MintedToken:
     token: str
@@ -39,9 +44,10 @@ class MintedToken:
 
 async def mint(ctx: Context, app_id: int, user_id: str, ttl_seconds: int | None) -> MintedToken:
     ttl = ttl_seconds or ctx.settings.token_ttl_seconds
-    if not 10 <= ttl <= ctx.settings.token_ttl_max_seconds:
+    if not TOKEN_TTL_MIN_SECONDS <= ttl <= ctx.settings.token_ttl_max_seconds:
         raise InvalidRequest(
-            f"ttl_seconds must be between 10 and {ctx.settings.token_ttl_max_seconds}.",
+            f"ttl_seconds must be between {TOKEN_TTL_MIN_SECONDS} and "
+            f"{ctx.settings.token_ttl_max_seconds}.",
             code="invalid_ttl",
         )
     if not await user_service.exists(ctx, app_id, user_id):

@@ -7,6 +7,8 @@ exactly. Users are named by their MD5 ID (32 lowercase hex digits) only.
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -15,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -119,9 +122,10 @@ class Message(Base):
     created_at_us: Mapped[int] = mapped_column(BigInteger)
 
 
-apps = App.__table__
-users = User.__table__
-login_tokens = LoginToken.__table__
-conversations = Conversation.__table__
-members = ConversationMember.__table__
-messages = Message.__table__
+# Core tables for the hot paths, which use statements rather than ORM objects.
+apps = cast(Table, App.__table__)
+users = cast(Table, User.__table__)
+login_tokens = cast(Table, LoginToken.__table__)
+conversations = cast(Table, Conversation.__table__)
+members = cast(Table, ConversationMember.__table__)
+messages = cast(Table, Message.__table__)

@@ -111,7 +111,7 @@ async def test_offline_user_syncs_everything_in_pages_in_order(
 
 async def test_sync_past_the_last_seq_is_an_error(api: Api, app: AppCreds, server: Server) -> None:
     """Asking from a seq the conversation has not reached is seq_out_of_range."""
-    alice, bob, a, b = await _pair(api, app, server)
+    _, bob, a, b = await _pair(api, app, server)
     ack = await a.request({"type": "send", "to": bob, "content": TEXT})
     reply = await b.request({"type": "sync", "conversation_id": ack["conversation_id"],
                              "after_seq": 5})
@@ -128,7 +128,7 @@ async def test_reconnect_in_the_middle_of_a_burst_loses_and_doubles_nothing(
     api: Api, app: AppCreds, server: Server
 ) -> None:
     """A recipient that drops mid-burst and syncs from its last seq ends with every message once."""
-    alice, bob, a, b = await _pair(api, app, server)
+    _, bob, a, b = await _pair(api, app, server)
     held: dict[str, dict] = {}
 
     async def burst() -> list[dict]:
@@ -190,7 +190,7 @@ async def test_conversation_list_unread_and_read_marker_reach_other_devices(
 async def test_emoji_and_four_byte_text_round_trip(api: Api, app: AppCreds, server: Server
                                                    ) -> None:
     """4-byte UTF-8 text arrives and syncs byte for byte as sent."""
-    alice, bob, a, b = await _pair(api, app, server)
+    _, bob, a, b = await _pair(api, app, server)
     text = "héllo 😀👍🏽 𝄞 中文 \U0001f9d1\u200d\U0001f4bb"
     ack = await a.request({"type": "send", "to": bob, "content": {"type": "text", "text": text}})
     (live,) = await b.messages(1)
@@ -204,7 +204,7 @@ async def test_emoji_and_four_byte_text_round_trip(api: Api, app: AppCreds, serv
 async def test_custom_payload_is_delivered_as_sent(api: Api, app: AppCreds, server: Server
                                                    ) -> None:
     """A custom content type carries the app's own JSON unchanged."""
-    alice, bob, a, b = await _pair(api, app, server)
+    _, bob, a, b = await _pair(api, app, server)
     content = {"type": "custom", "custom_type": "order", "data": {"id": 7, "items": [1, 2]}}
     await a.request({"type": "send", "to": bob, "content": content})
     (msg,) = await b.messages(1)
