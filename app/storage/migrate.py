@@ -11,6 +11,11 @@ _ROOT = Path(__file__).resolve().parents[2]
 
 
 def alembic_config(database_url: str) -> Config:
+    if not (_ROOT / "migrations" / "env.py").is_file():
+        raise RuntimeError(
+            f"Parley's migrations are not beside the package ({_ROOT}); install Parley from "
+            "its source folder with `pip install -e .`."
+        )
     cfg = Config(str(_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(_ROOT / "migrations"))
     # ConfigParser interpolation would read a '%' in a password as a directive.
