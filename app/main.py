@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 
-from app.api import admin, client, messages, users
+from app.api import admin, client, docs, messages, users
 from app.api.responses import install_error_handlers
 from app.broker import InProcessBroker
 from app.config import Settings, get_settings
@@ -65,15 +64,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await db.dispose()
             logger.info("parley stopped")
 
-    app = FastAPIOffline(
+    app = FastAPI(
         title="Parley",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    if settings.docs_enabled:
+        docs.install(app)
     for router in (admin.router, users.router, messages.router, client.router):
         app.include_router(router)
     app.add_api_websocket_route("/ws", endpoint.serve)

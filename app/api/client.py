@@ -31,7 +31,7 @@ async def my_conversations(
     ctx: Ctx,
     session: ClientSession,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Response:
     """The caller's conversations, newest first, with last message and unread count."""
     items, next_cursor = await conversations.list_for_user(
@@ -47,7 +47,7 @@ async def my_sync(
     session: ClientSession,
     conversation_id: ConversationId,
     after_seq: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Messages after a seq, in seq order; has_more says whether to ask again."""
     page = await conversations.sync(

@@ -43,7 +43,7 @@ class MintedToken:
 
 
 async def mint(ctx: Context, app_id: int, user_id: str, ttl_seconds: int | None) -> MintedToken:
-    ttl = ttl_seconds or ctx.settings.token_ttl_seconds
+    ttl = ctx.settings.token_ttl_seconds if ttl_seconds is None else ttl_seconds
     if not TOKEN_TTL_MIN_SECONDS <= ttl <= ctx.settings.token_ttl_max_seconds:
         raise InvalidRequest(
             f"ttl_seconds must be between {TOKEN_TTL_MIN_SECONDS} and "
