@@ -74,9 +74,9 @@ async def _handle(ctx: Context, hub: Hub, conn: Connection, text: str) -> None:
     try:
         raw = JsonCodec.decode(text)
         request_id = raw.get("id") if isinstance(raw.get("id"), (str, int)) else None
-        frame = frames.parse(raw)
-        if not conn.logged_in and not isinstance(frame, frames.Login):
+        if not conn.logged_in and raw["type"] != "login":
             raise LoginRequired("Log in first.")
+        frame = frames.parse(raw)
         reply = await HANDLERS[type(frame)](ctx, hub, conn, frame)
         if reply is not None:
             conn.push(JsonCodec.encode({**reply, "id": request_id}))
