@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     outbound_queue_frames: int = Field(1024, ge=8)
     sync_page_max: int = Field(200, ge=1)
     import_batch_max: int = Field(1000, ge=1)
+    # Members a group may hold unless created with its own limit. Larger limits work;
+    # fan-out cost grows with the members online.
+    group_member_limit: int = Field(2000, ge=2)
+    # How long a sender may take back their own message.
+    recall_window_seconds: int = Field(120, ge=0)
 
     # OWASP's argon2id baseline (m=19 MiB, t=2, p=1): about 20 ms a hash on one core here.
     argon2_time_cost: int = Field(2, ge=1)

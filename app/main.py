@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import admin, client, docs, messages, users
+from app.api import admin, client, docs, groups, messages, users
 from app.api.responses import install_error_handlers
 from app.broker import InProcessBroker
 from app.config import Settings, get_settings
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     if settings.docs_enabled:
         docs.install(app)
-    for router in (admin.router, users.router, messages.router, client.router):
+    for router in (admin.router, users.router, messages.router, groups.router, client.router):
         app.include_router(router)
     app.add_api_websocket_route("/ws", endpoint.serve)
 

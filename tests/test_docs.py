@@ -1,9 +1,10 @@
 """docs/protocol.md against the code: frames, fields, close codes, error codes and limits.
 
 The page is read as Markdown. The code is read two ways: by importing it (frame models,
-close codes, settings, the views that shape messages) and by walking the syntax trees of
-the modules that build frames and raise errors. A frame, field, error code, close reason
-or setting the page does not mention fails a test here, and so does a stale entry.
+close codes, settings, the views that shape messages, conversations and groups) and by
+walking the syntax trees of the modules that build frames, write system messages and raise
+errors. A frame, field, system event, error code, close reason or setting the page does not
+mention fails a test here, and so does a stale entry.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import typing
 from collections import Counter
 from collections.abc import Iterator
 from functools import cache
@@ -19,28 +21,37 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pydantic.fields import FieldInfo
 
 from app import errors
+from app.api import groups as group_routes
 from app.config import Settings
 from app.errors import CloseCode, ParleyError
 from app.gateway import endpoint, frames
 from app.gateway.codec import HEARTBEAT
-from app.services import conversations, messages
+from app.services import conversations, groups, membership, messages, recall
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "protocol.md"
 ENDPOINT = ROOT / "app" / "gateway" / "endpoint.py"
 GATEWAY = sorted((ROOT / "app" / "gateway").glob("*.py"))
-SERVICES = sorted((ROOT / "app" / "services").glob("*.py"))
-# Errors reach a client from the gateway and the services, and through the two helper
-# modules those call that raise errors of their own.
-ERROR_SOURCES = [*GATEWAY, *SERVICES, ROOT / "app" / "errors.py", ROOT / "app" / "ids.py"]
+SERVICES_DIR = ROOT / "app" / "services"
+SERVICES = sorted(SERVICES_DIR.glob("*.py"))
+# Send stages (content moderation) refuse messages and may push frames of their own.
+STAGES = sorted((ROOT / "app" / "moderation").rglob("*.py"))
+# Errors reach a client from the gateway, the services and the send stages, and through the
+# two helper modules those call that raise errors of their own.
+ERROR_SOURCES = [*GATEWAY, *SERVICES, *STAGES, ROOT / "app" / "errors.py", ROOT / "app" / "ids.py"]
 ERROR_CLASSES = {
     name: cls
     for name, cls in vars(errors).items()
     if isinstance(cls, type) and issubclass(cls, ParleyError)
 }
 MAX_LINE = 100
+
+Fn = ast.FunctionDef | ast.AsyncFunctionDef
+# The keys of an object, each with the shape of its value; a list is shaped as its items.
+Shape = dict[str, "Shape"]
 
 
 # --- reading the page -------------------------------------------------------------------
@@ -105,6 +116,11 @@ def _objects(value: Any) -> Iterator[dict[str, Any]]:
             yield from _objects(item)
 
 
+def _shown(*keys: str) -> list[dict[str, Any]]:
+    """Every object in the page's examples that has all these keys."""
+    return [o for e in _examples(_doc()) for o in _objects(e) if set(keys) <= set(o)]
+
+
 def _error_rows() -> dict[str, list[str]]:
     return _keyed_rows(_section("Error codes"))
 
@@ -118,7 +134,7 @@ def _slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-# --- reading the code -------------------------------------------------------------------
+# --- reading the code: errors -----------------------------------------------------------
 
 
 @cache
@@ -157,14 +173,40 @@ def _keyword(call: ast.Call, name: str) -> ast.expr | None:
     return next((kw.value for kw in call.keywords if kw.arg == name), None)
 
 
-def _frame_type(node: ast.AST) -> str | None:
-    """The "type" of a dict literal that builds a frame, if it is one."""
+def _dict_keys(node: ast.Dict) -> set[str]:
+    return {key for key in map(_str, node.keys) if key is not None}
+
+
+def _type_value(node: ast.AST) -> ast.expr | None:
+    """The value under "type" in a dict literal, if the node is one and has it."""
     if not isinstance(node, ast.Dict):
         return None
     for key, value in zip(node.keys, node.values, strict=True):
         if _str(key) == "type":
-            return _str(value)
+            return value
     return None
+
+
+def _frame_type(node: ast.AST) -> str | None:
+    """The "type" of a dict literal that builds a frame, if it is a fixed string."""
+    return _str(_type_value(node))
+
+
+def _frame_type_pattern(node: ast.AST) -> str | None:
+    """A "type" made from the request's own type, as f"{frame.type}_ok", as "{}_ok"."""
+    value = _type_value(node)
+    if not isinstance(value, ast.JoinedStr):
+        return None
+    pattern = ""
+    for part in value.values:
+        if isinstance(part, ast.Constant):
+            pattern += str(part.value)
+        elif isinstance(part, ast.FormattedValue) and isinstance(part.value, ast.Attribute) \
+                and part.value.attr == "type":
+            pattern += "{}"
+        else:
+            raise AssertionError(f"teach _frame_type_pattern this f-string: {ast.unparse(value)}")
+    return pattern
 
 
 def _raised_in(tree: ast.Module) -> Iterator[tuple[str, CloseCode | None]]:
@@ -187,12 +229,17 @@ def _raised_in(tree: ast.Module) -> Iterator[tuple[str, CloseCode | None]]:
 
 
 def _ordered_in(tree: ast.Module) -> Iterator[tuple[str, CloseCode | None]]:
-    """Errors sent without an exception: reaper orders and hand-built error frames."""
+    """Errors sent without an exception: reaper orders, hand-built error frames, and the
+    error objects of per-user outcomes."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Tuple) and len(node.elts) >= 2:
             close, code = _close_code(node.elts[0]), _str(node.elts[1])
             if close is not None and code is not None:
                 yield code, close
+        if isinstance(node, ast.Dict) and _dict_keys(node) == {"code", "message"}:
+            code = _str(node.values[[_str(k) for k in node.keys].index("code")])
+            if code is not None:
+                yield code, None
     for call in _calls(tree):
         close_node = _keyword(call, "close_code")
         close = _close_code(close_node) if close_node is not None else None
@@ -214,10 +261,23 @@ def _raised() -> list[tuple[str, CloseCode | None]]:
 
 
 @cache
+def _error_data_keys() -> set[str]:
+    """The keys errors put in `data`: the keyword arguments they are raised with."""
+    return {
+        kw.arg
+        for path in ERROR_SOURCES
+        for call in _calls(_tree(path))
+        if _error_class(call) is not None
+        for kw in call.keywords
+        if kw.arg is not None and kw.arg != "code"
+    }
+
+
+@cache
 def _close_reasons() -> list[tuple[str, CloseCode]]:
     """(reason, close code) for every close ordered with a fixed reason."""
     found = []
-    for path in [*GATEWAY, *SERVICES]:
+    for path in [*GATEWAY, *SERVICES, *STAGES]:
         for call in _calls(_tree(path)):
             for first, second in zip(call.args, call.args[1:], strict=False):
                 close, reason = _close_code(first), _str(second)
@@ -231,84 +291,222 @@ def _close_reasons() -> list[tuple[str, CloseCode]]:
     return found + [(code, close) for code, close in _raised() if close is not None]
 
 
-def _dict_keys(node: ast.Dict) -> set[str]:
-    return {key for key in map(_str, node.keys) if key is not None}
+# --- reading the code: the shape of what a frame holds ----------------------------------
 
 
-Built = tuple[str, set[str], set[str]]
+@cache
+def _functions(path: Path) -> dict[str, Fn]:
+    tree = _tree(path)
+    return {node.name: node for node in tree.body if isinstance(node, Fn)}
 
 
-def _built_frames(tree: ast.Module, only_published: bool) -> Iterator[Built]:
-    """(type, top-level keys, all keys) of each frame a module builds as a dict literal."""
-    nodes: list[ast.AST] = []
-    if only_published:
-        for call in _calls(tree):
-            if isinstance(call.func, ast.Name) and call.func.id == "Delivery":
-                nodes += call.args
-    else:
-        nodes = list(ast.walk(tree))
-    for node in nodes:
-        kind = _frame_type(node)
-        if kind is not None:
-            assert isinstance(node, ast.Dict)
-            later = _set_later(tree, node) | (_spread_fields(kind) if None in node.keys else set())
-            nested = {k for d in ast.walk(node) if isinstance(d, ast.Dict) for k in _dict_keys(d)}
-            yield kind, _dict_keys(node) | later, nested | later
+def _merge(*shapes: Shape) -> Shape:
+    merged: Shape = {}
+    for shape in shapes:
+        for key, inner in shape.items():
+            merged[key] = _merge(merged.get(key, {}), inner)
+    return merged
 
 
-def _set_later(tree: ast.Module, frame: ast.Dict) -> set[str]:
-    """Keys added by `name["key"] = ...` to a frame first bound to `name`."""
-    names = {
-        target.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.AnnAssign | ast.Assign) and node.value is frame
-        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-        if isinstance(target, ast.Name)
-    }
+def _assigned(fn: Fn, name: str) -> list[ast.expr]:
+    """The values a function binds to a plain name."""
+    values = []
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            assert node.value is not None
+            values.append(node.value)
+    return values
+
+
+def _keys_set_later(fn: Fn, name: str) -> Shape:
+    """Keys a function adds by `name["key"] = value`, each with its value's shape."""
     return {
-        key
-        for node in ast.walk(tree)
+        key: {}
+        for node in ast.walk(fn)
         if isinstance(node, ast.Assign)
         for target in node.targets
         if isinstance(target, ast.Subscript)
         and isinstance(target.value, ast.Name)
-        and target.value.id in names
+        and target.value.id == name
         and (key := _str(target.slice)) is not None
     }
 
 
-def _spread_fields(kind: str) -> set[str]:
-    """Fields a frame literal takes from ``**x.to_dict()``: an ack's, or an error's."""
+def _returned(fn: Fn, frame: str | None) -> list[ast.expr]:
+    """What a function returns; for a `match` over client frames, for that frame only."""
+    match = next((n for n in ast.walk(fn) if isinstance(n, ast.Match)), None)
+    inside = {id(n) for n in ast.walk(match)} if match is not None else set()
+    if match is not None and frame is not None:
+        model = frames.MODELS[frame].__name__
+        for case in match.cases:
+            pattern = case.pattern
+            if isinstance(pattern, ast.MatchClass) \
+                    and ast.unparse(pattern.cls).split(".")[-1] == model:
+                found = [n.value for s in case.body for n in ast.walk(s)
+                         if isinstance(n, ast.Return) and n.value is not None]
+                if found:
+                    return found
+    return [n.value for n in ast.walk(fn)
+            if isinstance(n, ast.Return) and n.value is not None and id(n) not in inside]
+
+
+def _shape(path: Path, fn: Fn | None, node: ast.AST | None, frame: str | None = None,
+           depth: int = 0) -> Shape:
+    """The keys of the objects an expression yields, as far as the source shows them."""
+    assert depth < 20, "the shape of a frame loops; teach _shape to stop"
+    deeper = depth + 1
+    if isinstance(node, ast.Await):
+        return _shape(path, fn, node.value, frame, deeper)
+    if isinstance(node, ast.Dict):
+        parts: list[Shape] = []
+        for key, value in zip(node.keys, node.values, strict=True):
+            inner = _shape(path, fn, value, frame, deeper)
+            parts.append(inner if key is None else {str(_str(key)): inner})
+        return _merge(*parts)
+    if isinstance(node, ast.ListComp):
+        return _shape(path, fn, node.elt, frame, deeper)
+    if isinstance(node, ast.List):
+        return _merge(*(_shape(path, fn, item, frame, deeper) for item in node.elts))
+    if isinstance(node, ast.Name) and fn is not None:
+        bound = [_shape(path, fn, value, frame, deeper) for value in _assigned(fn, node.id)]
+        return _merge(*bound, _keys_set_later(fn, node.id))
+    if isinstance(node, ast.Call):
+        return _call_shape(path, node, frame, deeper)
+    return {}
+
+
+def _call_shape(path: Path, call: ast.Call, frame: str | None, depth: int) -> Shape:
+    """What a call returns: a function of the same module or of a service module."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        target = SERVICES_DIR / f"{func.value.id}.py"
+        name = func.attr
+    elif isinstance(func, ast.Name):
+        target, name = path, func.id
+    else:
+        return {}
+    called = _functions(target).get(name) if target.exists() else None
+    if called is None:
+        return {}
+    return _merge(*(_shape(target, called, value, frame, depth)
+                    for value in _returned(called, frame)))
+
+
+def _spread_fields(kind: str, value: ast.expr) -> Shape | None:
+    """Fields a frame takes from ``**x.to_dict()``: an ack's, or an error's."""
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "to_dict"):
+        return None
     if kind == "send_ok":
-        return set(messages.Ack("m", "c", 1, 0).to_dict())
+        return {key: {} for key in messages.Ack("m", "c", 1, 0).to_dict()}
     if kind == "error":
-        return set(ParleyError("m", limit=1).to_dict())
+        return {key: {} for key in ParleyError("m", limit=1).to_dict()}
     raise AssertionError(f"a {kind!r} frame spreads an object: teach _spread_fields its fields")
 
 
+def _frame_shape(path: Path, fn: Fn, node: ast.Dict, kind: str, frame: str | None) -> Shape:
+    parts: list[Shape] = []
+    for key, value in zip(node.keys, node.values, strict=True):
+        if key is None:
+            spread = _spread_fields(kind, value)
+            parts.append(spread if spread is not None else _shape(path, fn, value, frame))
+        elif _str(key) != "type":
+            parts.append({str(_str(key)): _shape(path, fn, value, frame)})
+    return _merge(*parts, *(_keys_set_later(fn, name) for name in _names_of(fn, node)))
+
+
+def _names_of(fn: Fn, value: ast.expr) -> set[str]:
+    """The names a function binds a value to, as a frame it finishes later."""
+    return {
+        target.id
+        for node in ast.walk(fn)
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is value
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+
+
 @cache
-def _server_frames() -> dict[str, list[tuple[set[str], set[str]]]]:
-    """Every frame the server builds, by type: (top-level keys, all keys) per literal."""
-    found: dict[str, list[tuple[set[str], set[str]]]] = {}
-    replies = set().union(*_handler_replies().values())
-    sources = [(p, False) for p in GATEWAY] + [(p, True) for p in SERVICES]
+def _handled_by() -> dict[str, list[str]]:
+    """The client frame types each endpoint handler function serves."""
+    served: dict[str, list[str]] = {}
+    for name, model in frames.MODELS.items():
+        served.setdefault(endpoint.HANDLERS[model].__name__, []).append(name)
+    return served
+
+
+def _frame_nodes(fn: Fn, only_published: bool) -> Iterator[ast.Dict]:
+    if only_published:
+        for call in _calls(fn):
+            if isinstance(call.func, ast.Name) and call.func.id == "Delivery":
+                yield from (a for a in call.args if isinstance(a, ast.Dict))
+    else:
+        yield from (n for n in ast.walk(fn) if isinstance(n, ast.Dict))
+
+
+def _built_frames(path: Path, only_published: bool) -> Iterator[tuple[str, Shape]]:
+    """(type, shape) of each frame a module builds as a dict literal."""
+    for fn in _functions(path).values():
+        for node in _frame_nodes(fn, only_published):
+            kind, pattern = _frame_type(node), _frame_type_pattern(node)
+            if kind is not None:
+                yield kind, _frame_shape(path, fn, node, kind, None)
+            if pattern is not None:
+                for frame in _handled_by()[fn.name]:
+                    kind = pattern.format(frame)
+                    yield kind, _frame_shape(path, fn, node, kind, frame)
+
+
+@cache
+def _reply_types(frame: str) -> frozenset[str]:
+    """The frame types the handler of a client frame replies with."""
+    handler = _functions(ENDPOINT)[endpoint.HANDLERS[frames.MODELS[frame]].__name__]
+    found = set()
+    for node in ast.walk(handler):
+        kind, pattern = _frame_type(node), _frame_type_pattern(node)
+        found |= {kind} if kind is not None else set()
+        found |= {pattern.format(frame)} if pattern is not None else set()
+    return frozenset(found)
+
+
+@cache
+def _server_frames() -> dict[str, list[Shape]]:
+    """Every frame the server builds, by type: one shape per way of building it."""
+    found: dict[str, list[Shape]] = {}
+    replies = set().union(*map(_reply_types, frames.MODELS))
+    sources = [(p, False) for p in GATEWAY] + [(p, True) for p in [*SERVICES, *STAGES]]
     for path, only_published in sources:
-        for kind, top, every in _built_frames(_tree(path), only_published):
-            echo = {"id"} if kind in replies else set()  # _handle adds the request's id
-            found.setdefault(kind, []).append((top | echo, every | echo))
+        for kind, shape in _built_frames(path, only_published):
+            echo: Shape = {"id": {}} if kind in replies else {}  # _handle adds the request's id
+            found.setdefault(kind, []).append(_merge(shape, echo))
     return found
 
 
-@cache
-def _handler_replies() -> dict[str, set[str]]:
-    """The frame types each endpoint handler function returns, by function name."""
-    replies = {}
-    for node in ast.walk(_tree(ENDPOINT)):
-        if isinstance(node, ast.AsyncFunctionDef):
-            replies[node.name] = {
-                kind for d in ast.walk(node) if (kind := _frame_type(d)) is not None
-            }
-    return replies
+def _documented_elsewhere(shape: Shape) -> bool:
+    """A message, conversation entry or group object: each has a table of its own."""
+    keys = set(shape)
+    return any(marker in keys and keys <= fields for marker, fields in [
+        ("msg_id", _message_fields()),
+        ("unread", _conversation_fields("group")),
+        ("member_limit", _group_fields()),
+    ])
+
+
+def _field_names(shape: Shape) -> Iterator[str]:
+    """Every key in a shape, nested ones too, except inside objects documented apart."""
+    for key, inner in shape.items():
+        yield key
+        if inner and not _documented_elsewhere(inner):
+            yield from _field_names(inner)
+
+
+# --- reading the code: objects and values -----------------------------------------------
 
 
 def _message_fields() -> set[str]:
@@ -317,18 +515,68 @@ def _message_fields() -> set[str]:
     return set(messages.message_view(row))
 
 
-def _conversation_fields() -> set[str]:
-    row = SimpleNamespace(conversation_id="p2p:a:b", kind="p2p", peer_id="b", last_seq=1,
-                          read_seq=0, delivered_seq=0, last_message_at_us=0, msg_id=None)
-    return set(conversations._conversation_view(row))
+def _conversation_fields(kind: str) -> set[str]:
+    row = SimpleNamespace(conversation_id="c", kind=kind, peer_id="", last_seq=1, read_seq=0,
+                          delivered_seq=0, unread=0, mentioned=False, last_message_at_us=0,
+                          role="member", left_seq=None)
+    return set(conversations._conversation_view(row, None))
+
+
+def _group_fields() -> set[str]:
+    row = SimpleNamespace(id="g", name="n", avatar_url=None, notice=None, extra=None,
+                          owner_id="o", join_policy="free", history_visible=False,
+                          mute_all=False, member_count=1, member_limit=2,
+                          dismissed_at_us=None, created_at_us=0, updated_at_us=0)
+    return set(groups.group_view(row, membership.OWNER))
+
+
+@cache
+def _system_events() -> dict[str, set[str]]:
+    """Every event a system message records, with the fields it carries."""
+    events: dict[str, set[str]] = {}
+    for path in SERVICES:
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Dict) and "event" in _dict_keys(node):
+                event = _str(node.values[[_str(k) for k in node.keys].index("event")])
+                assert event is not None, f"an event with no fixed name in {path.name}"
+                events.setdefault(event, set()).update(_dict_keys(node) - {"type", "event"})
+    return events
+
+
+def _group_statuses() -> set[str]:
+    """The `status` values group replies carry: per-user outcomes, joins and decisions."""
+    found = {str(_str(c.args[1])) for c in _calls(_tree(SERVICES_DIR / "groups.py"))
+             if isinstance(c.func, ast.Name) and c.func.id == "Outcome" and _str(c.args[1])}
+    for name in ("join", "decide_request"):
+        fn = _functions(SERVICES_DIR / "groups.py")[name]
+        found |= {s for value in _returned(fn, None) if (s := _str(value)) is not None}
+    return found
 
 
 def _settings_used() -> set[str]:
-    """Settings the gateway and the services read."""
+    """Settings the gateway, the services and the send stages read."""
     used = set()
-    for path in [*GATEWAY, *SERVICES]:
+    for path in [*GATEWAY, *SERVICES, *STAGES]:
         used |= set(re.findall(r"\b(?:settings|s)\.([a-z_]+)", path.read_text(encoding="utf-8")))
     return used & set(Settings.model_fields)
+
+
+def _rules(info: FieldInfo) -> tuple[list[Any], list[Any]]:
+    """A field's constraints and allowed literal values, nested list items' too."""
+    constraints, literals = list(info.metadata), []
+    pending = [info.annotation]
+    while pending:
+        hint = pending.pop()
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin is typing.Annotated:
+            pending.append(args[0])
+            for extra in args[1:]:
+                constraints += extra.metadata if isinstance(extra, FieldInfo) else [extra]
+        elif origin is typing.Literal:
+            literals += list(args)
+        else:
+            pending += list(args)
+    return constraints, literals
 
 
 # --- client frames ----------------------------------------------------------------------
@@ -350,12 +598,17 @@ def test_client_frame_fields_and_rules_are_documented(name: str) -> None:
     for field_name, info in fields.items():
         row = " ".join(rows[field_name])
         assert ("required" if info.is_required() else "optional") in row, field_name
-        if not info.is_required() and info.default is not None:
-            assert f"default {info.default}" in row, field_name
-        for rule in info.metadata:
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        if default is not None:
+            shown = json.dumps(default)
+            assert f"default {shown}" in row or f"default `{shown}`" in row, field_name
+        constraints, literals = _rules(info)
+        for rule in constraints:
             for attr in ("min_length", "max_length", "ge", "gt", "le", "lt"):
                 if getattr(rule, attr, None) is not None:
                     assert str(getattr(rule, attr)) in row, (field_name, attr)
+        for value in literals:
+            assert f"`{json.dumps(value)}`" in row or f"`{value}`" in row, (field_name, value)
 
 
 @pytest.mark.parametrize("name", sorted(frames.MODELS))
@@ -370,8 +623,7 @@ def test_client_frame_examples_parse_as_that_frame(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(frames.MODELS))
 def test_client_frame_names_its_reply(name: str) -> None:
     """Each client frame's section names the frame types its handler replies with."""
-    handler = endpoint.HANDLERS[frames.MODELS[name]].__name__
-    replies = _handler_replies()[handler]
+    replies = _reply_types(name)
     text = _frame_section(name, "Client frames")
     if not replies:
         assert "no reply" in text.lower()
@@ -389,10 +641,10 @@ def test_every_server_frame_type_is_documented_and_no_other() -> None:
 
 @pytest.mark.parametrize("kind", sorted(_server_frames()))
 def test_server_frame_fields_are_documented(kind: str) -> None:
-    """Every field the server writes into a frame is named in that frame's section."""
+    """Every field the server writes into a frame, nested ones too, is named in its section."""
     text = _frame_section(kind, "Server frames")
-    for _, every in _server_frames()[kind]:
-        for field_name in every - {"type", "id"}:
+    for shape in _server_frames()[kind]:
+        for field_name in set(_field_names(shape)) - {"id"}:
             assert f"`{field_name}`" in text, (kind, field_name)
 
 
@@ -400,30 +652,94 @@ def test_server_frame_fields_are_documented(kind: str) -> None:
 def test_server_frame_examples_carry_every_field(kind: str) -> None:
     """For each way the server builds a frame, some example has all its fields."""
     examples = _examples(_frame_section(kind, "Server frames"))
+    assert examples, f"no example of {kind}"
     assert all(example["type"] == kind for example in examples)
-    for top, _ in _server_frames()[kind]:
-        assert any(top <= set(example) for example in examples), (kind, sorted(top))
+    for shape in _server_frames()[kind]:
+        assert any(set(shape) <= set(example) for example in examples), (kind, sorted(shape))
 
 
 def test_message_object_fields_are_documented_and_examples_complete() -> None:
     """The message object table and every message in the examples have exactly its fields."""
     fields = _message_fields()
     assert set(_keyed_rows(_section("The message object", 3))) == fields
-    shown = [o for e in _examples(_doc()) for o in _objects(e) if {"msg_id", "from"} <= set(o)]
+    shown = _shown("msg_id", "from")
     assert shown
     for message in shown:
         assert set(message) == fields
 
 
 def test_conversation_entry_fields_are_documented_and_examples_complete() -> None:
-    """The conversations_ok entry table and example entries have exactly its fields."""
-    fields = _conversation_fields()
+    """The conversations_ok entry table has every field; example entries have exactly the
+    fields of their kind."""
+    every = _conversation_fields("group")
     rows = _keyed_rows(_frame_section("conversations_ok", "Server frames"))
-    assert set(rows) == fields
-    shown = [o for e in _examples(_doc()) for o in _objects(e) if {"unread", "kind"} <= set(o)]
-    assert shown
+    assert set(rows) == every
+    for only_groups in every - _conversation_fields("p2p"):
+        assert "group" in " ".join(rows[only_groups]), only_groups
+    shown = _shown("unread", "kind")
+    assert {entry["kind"] for entry in shown} >= {"p2p", "system", "group"}
     for entry in shown:
-        assert set(entry) == fields
+        assert set(entry) == _conversation_fields(entry["kind"]), entry["conversation_id"]
+
+
+def test_group_object_fields_are_documented_and_examples_complete() -> None:
+    """The group object table and every group in the examples have exactly its fields
+    (`my_role` only where the server adds it)."""
+    fields = _group_fields()
+    assert set(_keyed_rows(_section("The group object", 3))) == fields
+    shown = _shown("member_limit", "join_policy")
+    assert shown
+    for group in shown:
+        assert set(group) in (fields, fields - {"my_role"}), group["group_id"]
+
+
+def test_every_system_event_is_documented_with_its_fields() -> None:
+    """The system message table has a row per event naming each of its fields, and the
+    examples of system messages carry exactly those fields."""
+    events = _system_events()
+    rows = _keyed_rows(_section("System messages", 3))
+    assert set(rows) == set(events)
+    for event, fields in events.items():
+        for field_name in fields:
+            assert f"`{field_name}`" in " ".join(rows[event]), (event, field_name)
+    shown = [c for c in _shown("type", "event") if c["type"] == "system"]
+    assert shown
+    for content in shown:
+        assert set(content) == {"type", "event", *events[content["event"]]}, content
+
+
+def test_content_kinds_and_mention_rules_are_documented() -> None:
+    """The content section shows the tombstone, the system kind and the mention limits."""
+    text = _section("Content", 3)
+    tombstone = json.loads(recall.TOMBSTONE)
+    assert f"`{json.dumps(tombstone)}`" in text
+    for recalled in _shown("type"):
+        if recalled["type"] == "recalled":
+            assert recalled == tombstone
+    assert '`{"type": "system"' in text
+    assert f'`"{messages.MENTION_ALL}"`' in text
+    assert f"at most {messages.MENTIONS_MAX}" in text
+
+
+def test_roles_join_policies_and_statuses_are_documented() -> None:
+    """Each role, join policy and group `status` value is named where it is explained."""
+    rights = _section("Roles and rights", 3)
+    for role in membership.RANK:
+        assert f"`{role}`" in rights, role
+    policies = _section("Join policies", 3)
+    for policy in groups.JOIN_POLICIES:
+        assert f"`{policy}`" in policies, policy
+    replies = _section("Server frames")
+    for status in _group_statuses():
+        assert f"`{status}`" in replies, status
+
+
+def test_every_group_route_of_the_rest_api_is_named() -> None:
+    """The page names each REST route the App Server uses for groups, recall and receipts."""
+    text = _section("Groups")
+    for route in group_routes.router.routes:
+        for method in sorted(getattr(route, "methods", ())):
+            assert f"`{method} {getattr(route, 'path', '')}`" in text, route
 
 
 def test_heartbeat_is_documented() -> None:
@@ -468,7 +784,7 @@ def test_error_table_says_whether_each_code_closes(code: str) -> None:
     assert row is not None, f"{code!r} has no row in {DOC.name}"
     cell = row[2]
     closes = {close for raised, close in _raised() if raised == code}
-    for close in closes - {None}:
+    for close in (c for c in closes if c is not None):
         assert str(close.value) in cell, (code, close)
     if closes == {None}:
         assert cell.startswith("no"), code
@@ -479,6 +795,12 @@ def test_documented_error_codes_exist_in_the_code() -> None:
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "app").rglob("*.py"))
     stale = [code for code in _error_rows() if f'"{code}"' not in source]
     assert not stale, f"no code in app/ uses {stale}"
+
+
+@pytest.mark.parametrize("key", sorted(_error_data_keys()))
+def test_every_error_data_key_is_documented(key: str) -> None:
+    """Each key an error can carry in `data` is named as data.<key> in the error codes."""
+    assert f"`data.{key}`" in _section("Error codes"), key
 
 
 # --- limits and the page itself ---------------------------------------------------------

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from app.api.deps import AdminAuth, Ctx
 from app.api.responses import ERRORS
-from app.api.schemas import AppCreate, AppCredentials, AppList, AppOut
+from app.api.schemas import AppCreate, AppCredentials, AppList, AppOut, AppSettings
 from app.services import apps
 from app.services.apps import AppRecord, NewCredentials
 from app.timefmt import iso_from_us
@@ -16,7 +16,8 @@ router = APIRouter(prefix="/admin/apps", tags=["admin"], dependencies=[AdminAuth
 
 
 def _out(app: AppRecord) -> AppOut:
-    return AppOut(app_key=app.key, name=app.name, created_at=iso_from_us(app.created_at_us))
+    return AppOut(app_key=app.key, name=app.name, created_at=iso_from_us(app.created_at_us),
+                  group_member_limit=app.group_member_limit)
 
 
 def _credentials(new: NewCredentials) -> AppCredentials:
@@ -39,6 +40,12 @@ async def list_apps(ctx: Ctx) -> AppList:
 async def get_app(ctx: Ctx, app_key: str) -> AppOut:
     """Get one app."""
     return _out(await apps.get(ctx, app_key))
+
+
+@router.patch("/{app_key}", operation_id="configure_app")
+async def configure_app(ctx: Ctx, app_key: str, body: AppSettings) -> AppOut:
+    """Set the app's own policies; null returns one to the server default."""
+    return _out(await apps.configure(ctx, app_key, body.group_member_limit))
 
 
 @router.post("/{app_key}/secret", operation_id="rotate_app_secret")

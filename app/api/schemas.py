@@ -47,6 +47,13 @@ class AppOut(BaseModel):
     app_key: str
     name: str
     created_at: str = Field(description=ISO_TIME)
+    group_member_limit: int | None = Field(
+        None, description="Null: the server's PARLEY_GROUP_MEMBER_LIMIT applies."
+    )
+
+
+class AppSettings(Body):
+    group_member_limit: int | None = Field(None, ge=2)
 
 
 class AppCredentials(AppOut):
@@ -156,7 +163,7 @@ class MessageOut(BaseModel):
     conversation_id: str
     seq: int
     from_: str | None = Field(alias="from", description="Sender's MD5 ID; null for a notice.")
-    to: str
+    to: str | None = Field(description="Recipient: a user, a group ID, or null for a 1:1 notice.")
     content: Content
     client_msg_id: str | None
     created_at: str

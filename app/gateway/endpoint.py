@@ -18,7 +18,7 @@ from app.gateway import frames
 from app.gateway.codec import HEARTBEAT, JsonCodec
 from app.gateway.connection import Connection
 from app.gateway.hub import Hub
-from app.services import conversations, messages, tokens
+from app.services import conversations, groups, messages, recall, tokens
 from app.services.context import Context
 from app.services.tokens import Session
 from app.timefmt import iso_from_us
@@ -73,7 +73,7 @@ async def _handle(ctx: Context, hub: Hub, conn: Connection, text: str) -> None:
     request_id = None
     try:
         raw = JsonCodec.decode(text)
-        request_id = raw.get("id") if isinstance(raw.get("id"), (str, int)) else None
+        request_id = _request_id(raw.get("id"))
         if not conn.logged_in and raw["type"] != "login":
             raise LoginRequired("Log in first.")
         frame = frames.parse(raw)
@@ -86,6 +86,15 @@ async def _handle(ctx: Context, hub: Hub, conn: Connection, text: str) -> None:
         logger.exception("request failed", extra={"conn": conn.id})
         _fail(conn, ParleyError("Internal error.", code="internal_error"),
               request_id=request_id)
+
+
+def _request_id(value: Any) -> str | int | None:
+    """Echo only an id the protocol allows: a string of 1-64 characters or an integer."""
+    if isinstance(value, str) and 0 < len(value) <= 64:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
 
 
 def _fail(conn: Connection, exc: ParleyError, close_code: int | None = None,
@@ -112,6 +121,9 @@ async def _login(ctx: Context, hub: Hub, conn: Connection, frame: frames.Login) 
             "Log in with a token, or with user_id_md5 and password_md5.", code="invalid_field"
         )
     _bind(hub, conn, session)
+    # A kick that landed between the check above and the bind could not reach this
+    # connection; look once more now that it can be reached.
+    await tokens.verify(ctx, minted.token if minted else frame.token or "", frame.app_key)
     s = ctx.settings
     reply: dict[str, Any] = {
         "type": "login_ok",
@@ -121,7 +133,8 @@ async def _login(ctx: Context, hub: Hub, conn: Connection, frame: frames.Login) 
             "interval_ms": int(s.heartbeat_interval_seconds * 1000),
             "timeout_ms": int(s.heartbeat_timeout_seconds * 1000),
         },
-        "limits": {"max_frame_bytes": s.max_frame_bytes, "max_text_chars": s.max_text_chars},
+        "limits": {"max_frame_bytes": s.max_frame_bytes, "max_text_chars": s.max_text_chars,
+                   "max_custom_bytes": s.max_custom_bytes},
     }
     if minted is not None:
         reply["token"] = minted.token
@@ -150,15 +163,19 @@ async def _refresh(ctx: Context, hub: Hub, conn: Connection, frame: frames.Refre
 
 async def _send(ctx: Context, hub: Hub, conn: Connection, frame: frames.Send) -> Reply:
     assert conn.app_id is not None and conn.user_id is not None
-    ack = await messages.send_direct(
-        ctx,
-        conn.app_id,
-        conn.user_id,
-        ids.normalise_md5(frame.to),
-        frame.content,
-        frame.client_msg_id,
-        origin_connection=conn.id,
-    )
+    if frame.group_id is not None:
+        ack = await messages.send_group(ctx, conn.app_id, conn.user_id, frame.group_id,
+                                        frame.content, frame.client_msg_id, conn.id)
+    else:
+        ack = await messages.send_direct(
+            ctx,
+            conn.app_id,
+            conn.user_id,
+            ids.normalise_md5(frame.to or ""),
+            frame.content,
+            frame.client_msg_id,
+            origin_connection=conn.id,
+        )
     return {"type": "send_ok", **ack.to_dict()}
 
 
@@ -202,6 +219,88 @@ async def _ack(ctx: Context, hub: Hub, conn: Connection, frame: frames.Ack) -> R
     return None
 
 
+async def _recall(ctx: Context, hub: Hub, conn: Connection, frame: frames.Recall) -> Reply:
+    assert conn.app_id is not None
+    done = await recall.recall(ctx, conn.app_id, conn.user_id, frame.conversation_id, frame.seq)
+    return {"type": "recall_ok", **done}
+
+
+async def _receipts(ctx: Context, hub: Hub, conn: Connection, frame: frames.Receipts) -> Reply:
+    assert conn.app_id is not None
+    found = await recall.receipts(ctx, conn.app_id, conn.user_id, frame.conversation_id,
+                                  frame.seq)
+    return {"type": "receipts_ok", **found}
+
+
+async def _group(ctx: Context, hub: Hub, conn: Connection, frame: Any) -> Reply:
+    """Every group_* frame: the user acts on a group with their own role's rights."""
+    assert conn.app_id is not None and conn.user_id is not None
+    app_id, me = conn.app_id, conn.user_id
+    result = await _group_action(ctx, app_id, me, frame)
+    return {"type": f"{frame.type}_ok", **result}
+
+
+async def _group_action(ctx: Context, app_id: int, me: str, frame: Any) -> dict[str, Any]:
+    match frame:
+        case frames.GroupCreate():
+            group = await groups.create(
+                ctx, app_id, me, owner=me, name=frame.name,
+                initial_members=[ids.normalise_md5(u) for u in frame.members],
+                group_id=frame.group_id, join_policy=frame.join_policy,
+                history_visible=frame.history_visible, avatar_url=frame.avatar_url,
+                notice=frame.notice, extra=frame.extra)
+            return {"group": group}
+        case frames.GroupGet():
+            return {"group": await groups.get(ctx, app_id, me, frame.group_id)}
+        case frames.GroupList():
+            return {"groups": await groups.list_for_user(ctx, app_id, me)}
+        case frames.GroupMembers():
+            return {"members": await groups.list_members(ctx, app_id, me, frame.group_id)}
+        case frames.GroupUpdate():
+            fields = {k: getattr(frame, k) for k in frame.model_fields_set
+                      if k not in ("type", "id", "group_id")}
+            return {"group": await groups.update_info(ctx, app_id, me, frame.group_id, fields)}
+        case frames.GroupAdd():
+            done = await groups.add_members(ctx, app_id, me, frame.group_id,
+                                            [ids.normalise_md5(u) for u in frame.users])
+            return {"results": [_outcome(o) for o in done]}
+        case frames.GroupRemove():
+            done = await groups.remove_members(ctx, app_id, me, frame.group_id,
+                                               [ids.normalise_md5(u) for u in frame.users])
+            return {"results": [_outcome(o) for o in done]}
+        case frames.GroupLeave():
+            await groups.leave(ctx, app_id, me, frame.group_id)
+        case frames.GroupJoin():
+            return {"status": await groups.join(ctx, app_id, me, frame.group_id, frame.note)}
+        case frames.GroupRequests():
+            return {"requests": await groups.list_requests(ctx, app_id, me, frame.group_id)}
+        case frames.GroupDecide():
+            status = await groups.decide_request(ctx, app_id, me, frame.group_id,
+                                                 ids.normalise_md5(frame.user_id_md5),
+                                                 frame.approve)
+            return {"status": status}
+        case frames.GroupTransfer():
+            group = await groups.transfer(ctx, app_id, me, frame.group_id,
+                                          ids.normalise_md5(frame.user_id_md5))
+            return {"group": group}
+        case frames.GroupSetRole():
+            await groups.set_role(ctx, app_id, me, frame.group_id,
+                                  ids.normalise_md5(frame.user_id_md5), frame.role)
+        case frames.GroupMuteMember():
+            await groups.mute_member(ctx, app_id, me, frame.group_id,
+                                     ids.normalise_md5(frame.user_id_md5),
+                                     frame.until_ms * 1000)
+        case frames.GroupMuteAll():
+            await groups.mute_all(ctx, app_id, me, frame.group_id, frame.on)
+        case frames.GroupDismiss():
+            await groups.dismiss(ctx, app_id, me, frame.group_id)
+    return {"group_id": frame.group_id}
+
+
+def _outcome(o: Any) -> dict[str, Any]:
+    return {"user_id_md5": o.user_id_md5, "status": o.status, "error": o.error}
+
+
 HANDLERS: dict[type[frames.Frame], Handler] = {
     frames.Login: _login,
     frames.Refresh: _refresh,
@@ -210,4 +309,7 @@ HANDLERS: dict[type[frames.Frame], Handler] = {
     frames.Conversations: _conversations,
     frames.Read: _read,
     frames.Ack: _ack,
+    frames.Recall: _recall,
+    frames.Receipts: _receipts,
+    **{model: _group for name, model in frames.MODELS.items() if name.startswith("group_")},
 }

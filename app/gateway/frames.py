@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.errors import InvalidRequest
 
@@ -35,10 +35,19 @@ class Refresh(Frame):
 
 
 class Send(Frame):
+    """To a user (``to``) or to a group (``group_id``): exactly one of the two."""
+
     type: Literal["send"]
-    to: str = Field(max_length=32)
+    to: str | None = Field(None, max_length=32)
+    group_id: str | None = Field(None, max_length=64)
     content: dict[str, Any]
     client_msg_id: str | None = Field(None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Send:
+        if (self.to is None) == (self.group_id is None):
+            raise ValueError("give exactly one of to and group_id")
+        return self
 
 
 class Sync(Frame):
@@ -66,6 +75,121 @@ class Ack(Frame):
     seq: Seq
 
 
+class Recall(Frame):
+    type: Literal["recall"]
+    conversation_id: str = Field(max_length=80)
+    seq: Annotated[int, Field(ge=1)]
+
+
+class Receipts(Frame):
+    type: Literal["receipts"]
+    conversation_id: str = Field(max_length=80)
+    seq: Annotated[int, Field(ge=1)]
+
+
+GroupId = Annotated[str, Field(min_length=1, max_length=64)]
+Md5 = Annotated[str, Field(min_length=32, max_length=32)]
+Users = Annotated[list[Md5], Field(min_length=1, max_length=2000)]
+Policy = Literal["free", "approval", "invite"]
+
+
+class GroupCreate(Frame):
+    type: Literal["group_create"]
+    group_id: GroupId | None = None
+    name: str = Field(min_length=1, max_length=128)
+    members: list[Md5] = Field(default_factory=list, max_length=2000)
+    join_policy: Policy = "approval"
+    history_visible: bool = False
+    avatar_url: str | None = Field(None, max_length=2048)
+    notice: str | None = Field(None, max_length=4000)
+    extra: dict[str, Any] | None = None
+
+
+class GroupFrame(Frame):
+    """A request about one group."""
+
+    group_id: GroupId
+
+
+class GroupGet(GroupFrame):
+    type: Literal["group_get"]
+
+
+class GroupMembers(GroupFrame):
+    type: Literal["group_members"]
+
+
+class GroupList(Frame):
+    type: Literal["group_list"]
+
+
+class GroupUpdate(GroupFrame):
+    type: Literal["group_update"]
+    name: str | None = Field(None, min_length=1, max_length=128)
+    avatar_url: str | None = Field(None, max_length=2048)
+    notice: str | None = Field(None, max_length=4000)
+    extra: dict[str, Any] | None = None
+    join_policy: Policy | None = None
+    history_visible: bool | None = None
+
+
+class GroupAdd(GroupFrame):
+    type: Literal["group_add"]
+    users: Users
+
+
+class GroupRemove(GroupFrame):
+    type: Literal["group_remove"]
+    users: Users
+
+
+class GroupLeave(GroupFrame):
+    type: Literal["group_leave"]
+
+
+class GroupJoin(GroupFrame):
+    type: Literal["group_join"]
+    note: str | None = Field(None, max_length=256)
+
+
+class GroupRequests(GroupFrame):
+    type: Literal["group_requests"]
+
+
+class GroupDecide(GroupFrame):
+    type: Literal["group_decide"]
+    user_id_md5: Md5
+    approve: bool
+
+
+class GroupTransfer(GroupFrame):
+    type: Literal["group_transfer"]
+    user_id_md5: Md5
+
+
+class GroupSetRole(GroupFrame):
+    type: Literal["group_set_role"]
+    user_id_md5: Md5
+    role: Literal["admin", "member"]
+
+
+class GroupMuteMember(GroupFrame):
+    type: Literal["group_mute_member"]
+    user_id_md5: Md5
+    until_ms: Annotated[int, Field(ge=0)] = Field(
+        description="Unix time in ms the mute ends; 0 unmutes."
+    )
+
+
+class GroupMuteAll(GroupFrame):
+    type: Literal["group_mute_all"]
+    on: bool
+
+
+class GroupDismiss(GroupFrame):
+    type: Literal["group_dismiss"]
+
+
 MODELS: dict[str, type[Frame]] = {
     "login": Login,
     "refresh": Refresh,
@@ -74,6 +198,24 @@ MODELS: dict[str, type[Frame]] = {
     "conversations": Conversations,
     "read": Read,
     "ack": Ack,
+    "recall": Recall,
+    "receipts": Receipts,
+    "group_create": GroupCreate,
+    "group_get": GroupGet,
+    "group_list": GroupList,
+    "group_members": GroupMembers,
+    "group_update": GroupUpdate,
+    "group_add": GroupAdd,
+    "group_remove": GroupRemove,
+    "group_leave": GroupLeave,
+    "group_join": GroupJoin,
+    "group_requests": GroupRequests,
+    "group_decide": GroupDecide,
+    "group_transfer": GroupTransfer,
+    "group_set_role": GroupSetRole,
+    "group_mute_member": GroupMuteMember,
+    "group_mute_all": GroupMuteAll,
+    "group_dismiss": GroupDismiss,
 }
 
 

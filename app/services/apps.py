@@ -19,6 +19,7 @@ class AppRecord:
     key: str
     name: str
     created_at_us: int
+    group_member_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,8 @@ class NewCredentials:
 
 
 def _record(row: object) -> AppRecord:
-    return AppRecord(row.id, row.key, row.name, row.created_at_us)  # type: ignore[attr-defined]
+    return AppRecord(row.id, row.key, row.name, row.created_at_us,  # type: ignore[attr-defined]
+                     row.group_member_limit)  # type: ignore[attr-defined]
 
 
 async def create(ctx: Context, name: str) -> NewCredentials:
@@ -67,6 +69,17 @@ async def rotate_secret(ctx: Context, key: str) -> NewCredentials:
         if result.rowcount == 0:
             raise NotFound("No app with that key.", code="app_not_found")
     return NewCredentials(await get(ctx, key), secret)
+
+
+async def configure(ctx: Context, key: str, group_member_limit: int | None) -> AppRecord:
+    """Per-app policy; None returns a setting to the server-wide default."""
+    async with ctx.db.write() as conn:
+        result = await conn.execute(
+            update(apps).where(apps.c.key == key).values(group_member_limit=group_member_limit)
+        )
+        if result.rowcount == 0:
+            raise NotFound("No app with that key.", code="app_not_found")
+    return await get(ctx, key)
 
 
 async def authenticate(ctx: Context, key: str, secret: str) -> AppRecord:

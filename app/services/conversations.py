@@ -7,14 +7,15 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import ids
 from app.broker import Delivery
 from app.errors import InvalidRequest, NotFound
 from app.services.context import Context
 from app.services.messages import message_view
-from app.storage.models import conversations, members, messages
+from app.storage.models import conversations, members, mentions, messages
 from app.timefmt import iso_from_us
 
 
@@ -30,19 +31,29 @@ def _not_found() -> NotFound:
 
 
 def _could_belong(conversation_id: str, user_id: str) -> bool:
-    """A conversation the user would be in once its first message exists."""
+    """A well-formed conversation the user would be in once its first message exists."""
     kind, _, rest = conversation_id.partition(":")
     if kind == "p2p":
-        return user_id in rest.split(":")
+        pair = rest.split(":")
+        return (len(pair) == 2 and all(ids.is_md5(p) for p in pair)
+                and user_id in pair and conversation_id == ids.p2p_conversation_id(*pair))
     return kind == "sys" and rest == user_id
 
 
-async def _last_seq_for_member(
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The seqs a user may see in a conversation: low < seq <= high."""
+
+    low: int
+    high: int
+
+
+async def _window(
     conn: AsyncConnection, app_id: int, user_id: str, conversation_id: str
-) -> int:
+) -> Window:
     row = (
         await conn.execute(
-            select(conversations.c.last_seq)
+            select(conversations.c.last_seq, members.c.joined_seq, members.c.left_seq)
             .join(
                 members,
                 and_(
@@ -58,9 +69,10 @@ async def _last_seq_for_member(
         )
     ).first()
     if row is not None:
-        return int(row.last_seq)
+        high = row.last_seq if row.left_seq is None else min(row.last_seq, row.left_seq)
+        return Window(int(row.joined_seq), int(high))
     if _could_belong(conversation_id, user_id):
-        return 0
+        return Window(0, 0)
     raise _not_found()
 
 
@@ -79,7 +91,8 @@ async def sync(
     """Messages after ``after_seq`` in seq order, at most ``limit`` of them."""
     limit = max(1, min(limit, ctx.settings.sync_page_max))
     async with ctx.db.read() as conn:
-        last_seq = await _last_seq_for_member(conn, app_id, user_id, conversation_id)
+        window = await _window(conn, app_id, user_id, conversation_id)
+        last_seq = window.high
         _check_seq(after_seq, last_seq)
         rows = list(
             await conn.execute(
@@ -87,7 +100,7 @@ async def sync(
                 .where(
                     messages.c.app_id == app_id,
                     messages.c.conversation_id == conversation_id,
-                    messages.c.seq > after_seq,
+                    messages.c.seq > max(after_seq, window.low),
                     messages.c.seq <= last_seq,
                 )
                 .order_by(messages.c.seq)
@@ -101,37 +114,35 @@ async def sync(
 async def list_for_user(
     ctx: Context, app_id: int, user_id: str, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Conversations by newest message first, each with its last message and unread count."""
+    """Conversations by newest message first, each with its last visible message, its
+    unread count and whether an unread message mentions the user."""
     limit = max(1, min(limit, ctx.settings.sync_page_max))
+    high = case(
+        (and_(members.c.left_seq.is_not(None), members.c.left_seq < conversations.c.last_seq),
+         members.c.left_seq),
+        else_=conversations.c.last_seq,
+    )
+    unread_window = and_(messages.c.seq > members.c.read_seq, messages.c.seq > members.c.joined_seq,
+                         messages.c.seq <= high)
     query = (
         select(
             conversations.c.id.label("conversation_id"),
             conversations.c.kind,
-            conversations.c.last_seq,
+            high.label("last_seq"),
             conversations.c.last_message_at_us,
             members.c.peer_id,
             members.c.read_seq,
             members.c.delivered_seq,
-            messages.c.msg_id,
-            messages.c.seq,
-            messages.c.sender_id,
-            messages.c.content,
-            messages.c.client_msg_id,
-            messages.c.created_at_us,
+            members.c.role,
+            members.c.left_seq,
+            _unread_count(user_id, unread_window).label("unread"),
+            _mentioned(user_id, unread_window).label("mentioned"),
         )
         .join(
             members,
             and_(
                 members.c.app_id == conversations.c.app_id,
                 members.c.conversation_id == conversations.c.id,
-            ),
-        )
-        .outerjoin(
-            messages,
-            and_(
-                messages.c.app_id == conversations.c.app_id,
-                messages.c.conversation_id == conversations.c.id,
-                messages.c.seq == conversations.c.last_seq,
             ),
         )
         .where(members.c.app_id == app_id, members.c.user_id == user_id)
@@ -148,26 +159,72 @@ async def list_for_user(
         )
     async with ctx.db.read() as conn:
         rows = list(await conn.execute(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [_conversation_view(r) for r in rows]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last_messages = await _messages_at(conn, app_id, [(r.conversation_id, r.last_seq)
+                                                          for r in rows])
+    items = [_conversation_view(r, last_messages.get(r.conversation_id)) for r in rows]
     last = rows[-1] if more else None
     next_cursor = _encode_cursor(last.last_message_at_us, last.conversation_id) if last else None
     return items, next_cursor
 
 
-def _conversation_view(row: Any) -> dict[str, Any]:
-    return {
+def _unread_count(user_id: str, window: Any) -> Any:
+    """Others' text and custom messages after the read marker, not recalled."""
+    return (
+        select(func.count())
+        .where(
+            messages.c.app_id == members.c.app_id,
+            messages.c.conversation_id == members.c.conversation_id,
+            window,
+            messages.c.countable.is_(True),
+            messages.c.sender_id != user_id,
+        )
+        .scalar_subquery()
+    )
+
+
+def _mentioned(user_id: str, window: Any) -> Any:
+    """Whether an unread, unrecalled message mentions the user or everyone."""
+    return exists().where(
+        mentions.c.app_id == members.c.app_id,
+        mentions.c.conversation_id == members.c.conversation_id,
+        mentions.c.user_id.in_([user_id, "*"]),
+        messages.c.app_id == mentions.c.app_id,
+        messages.c.conversation_id == mentions.c.conversation_id,
+        messages.c.seq == mentions.c.seq,
+        messages.c.countable.is_(True),
+        messages.c.sender_id != user_id,
+        window,
+    )
+
+
+async def _messages_at(conn: AsyncConnection, app_id: int, wanted: list[tuple[str, int]]
+                       ) -> dict[str, Any]:
+    if not wanted:
+        return {}
+    pairs = [and_(messages.c.conversation_id == c, messages.c.seq == s) for c, s in wanted]
+    rows = await conn.execute(select(messages).where(messages.c.app_id == app_id, or_(*pairs)))
+    return {r.conversation_id: r for r in rows}
+
+
+def _conversation_view(row: Any, last_message: Any) -> dict[str, Any]:
+    view = {
         "conversation_id": row.conversation_id,
         "kind": row.kind,
         "peer": row.peer_id or None,
         "last_seq": row.last_seq,
         "read_seq": row.read_seq,
         "delivered_seq": row.delivered_seq,
-        "unread": max(0, row.last_seq - row.read_seq),
+        "unread": row.unread,
+        "mentioned": bool(row.mentioned),
         "updated_at": iso_from_us(row.last_message_at_us),
-        "last_message": message_view(row) if row.msg_id is not None else None,
+        "last_message": message_view(last_message) if last_message is not None else None,
     }
+    if row.kind == "group":
+        view["role"] = row.role if row.left_seq is None else None
+        view["left"] = row.left_seq is not None
+    return view
 
 
 async def mark_read(
@@ -180,8 +237,7 @@ async def mark_read(
 ) -> int:
     """Move the user's read marker forward (never back); tell their other devices."""
     async with ctx.db.write() as conn:
-        last_seq = await _last_seq_for_member(conn, app_id, user_id, conversation_id)
-        _check_seq(seq, last_seq)
+        _check_seq(seq, (await _window(conn, app_id, user_id, conversation_id)).high)
         await conn.execute(
             update(members)
             .where(
@@ -216,8 +272,7 @@ async def acknowledge(
 ) -> None:
     """Record that the user's device holds everything up to ``seq`` (cumulative)."""
     async with ctx.db.write() as conn:
-        last_seq = await _last_seq_for_member(conn, app_id, user_id, conversation_id)
-        _check_seq(seq, last_seq)
+        _check_seq(seq, (await _window(conn, app_id, user_id, conversation_id)).high)
         await conn.execute(
             update(members)
             .where(

@@ -22,16 +22,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import ids
 from app.broker import Delivery
-from app.errors import Conflict, InvalidRequest, user_not_found
+from app.errors import Forbidden, InvalidRequest, user_not_found
+from app.services import membership
 from app.services import users as user_service
 from app.services.context import Context
 from app.storage.db import now_us
-from app.storage.models import conversations, members, messages
+from app.storage.models import conversations, members, mentions, messages
 from app.timefmt import iso_from_us
 
 SYSTEM_SENDER = ""
 CUSTOM_TYPE_MAX = 64
 CLIENT_MSG_ID_MAX = 64
+MENTIONS_MAX = 100
+MENTION_ALL = "all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +93,20 @@ def _text_content(ctx: Context, content: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequest(
             f"content.text is longer than {limit} characters.", code="text_too_long", limit=limit
         )
-    if set(content) != {"type", "text"}:
-        raise InvalidRequest("text content takes only type and text.", code="invalid_content")
-    return {"type": "text", "text": text}
+    if set(content) - {"type", "text", "mentions"}:
+        raise InvalidRequest("text content takes type, text and mentions.",
+                             code="invalid_content")
+    if "mentions" not in content:
+        return {"type": "text", "text": text}
+    return {"type": "text", "text": text, "mentions": _mentions(content["mentions"])}
+
+
+def _mentions(value: Any) -> list[str]:
+    """Users named by MD5 ID, or "all"; only group messages may carry them."""
+    if not isinstance(value, list) or len(value) > MENTIONS_MAX:
+        raise InvalidRequest(f"mentions is a list of at most {MENTIONS_MAX} MD5 IDs or \"all\".",
+                             code="invalid_content")
+    return sorted({m if m == MENTION_ALL else ids.normalise_md5(m) for m in value})
 
 
 def _custom_content(ctx: Context, content: dict[str, Any]) -> dict[str, Any]:
@@ -107,9 +121,8 @@ def _custom_content(ctx: Context, content: dict[str, Any]) -> dict[str, Any]:
             "custom content takes type, custom_type, data and an optional text.",
             code="invalid_content",
         )
-    text = content.get("text")
-    if text is not None:
-        _text_content(ctx, {"type": "text", "text": text})
+    if "text" in content:
+        _text_content(ctx, {"type": "text", "text": content["text"]})
     size = len(orjson.dumps(content))
     if size > ctx.settings.max_custom_bytes:
         raise InvalidRequest(
@@ -130,6 +143,12 @@ def validate_client_msg_id(value: Any) -> str | None:
     return value
 
 
+def _refuse_mentions(content: dict[str, Any]) -> dict[str, Any]:
+    if "mentions" in content:
+        raise InvalidRequest("Mentions are for group messages.", code="invalid_mention")
+    return content
+
+
 async def send_direct(
     ctx: Context,
     app_id: int,
@@ -147,7 +166,7 @@ async def send_direct(
         sender,
         ids.p2p_conversation_id(sender, recipient),
         tuple(sorted({sender, recipient})),
-        validate_content(ctx, content),
+        _refuse_mentions(validate_content(ctx, content)),
         validate_client_msg_id(client_msg_id),
         origin_connection,
     )
@@ -165,8 +184,32 @@ async def send_notice(
         SYSTEM_SENDER,
         ids.system_conversation_id(recipient),
         (recipient,),
+        _refuse_mentions(validate_content(ctx, content)),
+        validate_client_msg_id(client_msg_id),
+    )
+    return await _send(ctx, outgoing)
+
+
+async def send_group(
+    ctx: Context,
+    app_id: int,
+    sender: str,
+    group_id: str,
+    content: Any,
+    client_msg_id: str | None = None,
+    origin_connection: str | None = None,
+) -> Ack:
+    """A message to a group, from a member (or from the system when sender is empty).
+
+    Who receives it is decided inside the transaction, from the members at its seq."""
+    outgoing = Outgoing(
+        app_id,
+        sender,
+        membership.group_conversation_id(group_id),
+        (),
         validate_content(ctx, content),
         validate_client_msg_id(client_msg_id),
+        origin_connection,
     )
     return await _send(ctx, outgoing)
 
@@ -177,15 +220,15 @@ async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
     encoded = orjson.dumps(outgoing.content).decode()
 
     try:
-        ack, fresh = await _persist(ctx, outgoing, encoded)
+        ack, recipients = await _persist(ctx, outgoing, encoded)
     except IntegrityError:
         # Two resends of one client_msg_id raced; the other one won. Return its ack.
         earlier = await _find_duplicate(ctx, outgoing)
         if earlier is None:
             raise
-        ack, fresh = earlier, False
+        ack, recipients = earlier, ()
 
-    if fresh:
+    if recipients:
         view = _view(
             outgoing.conversation_id,
             ack.seq,
@@ -198,7 +241,7 @@ async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
         await ctx.broker.publish(
             Delivery(
                 outgoing.app_id,
-                outgoing.members,
+                recipients,
                 {"type": "message", "message": view},
                 exclude_connection=outgoing.origin_connection,
             )
@@ -206,38 +249,29 @@ async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
     return ack
 
 
-async def _persist(ctx: Context, outgoing: Outgoing, encoded: str) -> tuple[Ack, bool]:
-    """Store the message under the conversation's next seq; (ack, False) for a resend."""
+async def _persist(
+    ctx: Context, outgoing: Outgoing, encoded: str
+) -> tuple[Ack, tuple[str, ...]]:
+    """Store the message under the conversation's next seq; return its ack and who must
+    hear of it (nobody for a resend, which was delivered the first time)."""
     now = now_us()
     async with ctx.db.write() as conn:
         if outgoing.client_msg_id is not None:
             earlier = await _lookup_duplicate(conn, outgoing)
             if earlier is not None:
-                return earlier, False
+                return earlier, ()
 
-        await _ensure_conversation(ctx, conn, outgoing)
-        seq = await conn.scalar(
-            update(conversations)
-            .where(
-                conversations.c.app_id == outgoing.app_id,
-                conversations.c.id == outgoing.conversation_id,
-            )
-            .values(last_seq=conversations.c.last_seq + 1, last_message_at_us=now)
-            .returning(conversations.c.last_seq)
-        )
+        is_group = outgoing.conversation_id.startswith("grp:")
+        if not is_group:
+            await _ensure_conversation(ctx, conn, outgoing)
+        seq = await next_seq(conn, outgoing.app_id, outgoing.conversation_id, now)
+        if is_group:
+            recipients = await _group_gate(conn, outgoing, seq, now)
+        else:
+            recipients = outgoing.members
         msg_id = ids.new_message_id()
-        await conn.execute(
-            insert(messages).values(
-                msg_id=msg_id,
-                app_id=outgoing.app_id,
-                conversation_id=outgoing.conversation_id,
-                seq=seq,
-                sender_id=outgoing.sender,
-                client_msg_id=outgoing.client_msg_id,
-                content=encoded,
-                created_at_us=now,
-            )
-        )
+        await insert_message(conn, outgoing.app_id, outgoing.conversation_id, seq, msg_id,
+                             outgoing.sender, encoded, now, outgoing.client_msg_id)
         if outgoing.sender != SYSTEM_SENDER:
             # Writing in a conversation counts as having read it up to there.
             await conn.execute(
@@ -249,8 +283,79 @@ async def _persist(ctx: Context, outgoing: Outgoing, encoded: str) -> tuple[Ack,
                 )
                 .values(read_seq=seq)
             )
-    assert seq is not None
-    return Ack(msg_id, outgoing.conversation_id, seq, now), True
+    return Ack(msg_id, outgoing.conversation_id, seq, now), recipients
+
+
+async def next_seq(conn: AsyncConnection, app_id: int, conversation_id: str, now: int) -> int:
+    """Take the conversation's next seq. The row stays locked until the transaction ends,
+    which orders concurrent writers and keeps the sequence free of gaps."""
+    seq = await conn.scalar(
+        update(conversations)
+        .where(conversations.c.app_id == app_id, conversations.c.id == conversation_id)
+        .values(last_seq=conversations.c.last_seq + 1, last_message_at_us=now)
+        .returning(conversations.c.last_seq)
+    )
+    if seq is None:
+        raise membership.group_not_found()
+    return int(seq)
+
+
+async def insert_message(
+    conn: AsyncConnection,
+    app_id: int,
+    conversation_id: str,
+    seq: int,
+    msg_id: str,
+    sender: str,
+    encoded: str,
+    now: int,
+    client_msg_id: str | None = None,
+    countable: bool = True,
+) -> None:
+    await conn.execute(
+        insert(messages).values(
+            msg_id=msg_id,
+            app_id=app_id,
+            conversation_id=conversation_id,
+            seq=seq,
+            sender_id=sender,
+            client_msg_id=client_msg_id,
+            content=encoded,
+            created_at_us=now,
+            countable=countable,
+        )
+    )
+
+
+async def _group_gate(
+    conn: AsyncConnection, outgoing: Outgoing, seq: int, now: int
+) -> tuple[str, ...]:
+    """Check the sender may post and mention as asked; return the members at this seq."""
+    group_id = outgoing.conversation_id[4:]
+    group = await membership.load_group(conn, outgoing.app_id, group_id)
+    recipients = await membership.current_member_ids(conn, outgoing.app_id,
+                                                     outgoing.conversation_id)
+    sender = None
+    if outgoing.sender != SYSTEM_SENDER:
+        sender = await membership.load_member(conn, outgoing.app_id, outgoing.conversation_id,
+                                              outgoing.sender)
+        membership.access_send(group, sender, now)
+    elif group.dismissed_at_us is not None:
+        raise Forbidden("The group was dismissed.", code="group_dismissed")
+
+    mentioned = outgoing.content.get("mentions") or []
+    if MENTION_ALL in mentioned:
+        membership.access_mention_all(sender, outgoing.sender == SYSTEM_SENDER)
+    unknown = set(mentioned) - set(recipients) - {MENTION_ALL}
+    if unknown:
+        raise InvalidRequest("Only current members can be mentioned.", code="invalid_mention")
+    if mentioned:
+        await conn.execute(insert(mentions), [
+            {"app_id": outgoing.app_id, "conversation_id": outgoing.conversation_id,
+             "seq": seq, "user_id": "*" if m == MENTION_ALL else m}
+            for m in mentioned
+        ])
+    return tuple(recipients)
 
 
 async def _ensure_conversation(ctx: Context, conn: AsyncConnection, outgoing: Outgoing) -> None:
@@ -293,6 +398,7 @@ async def _lookup_duplicate(conn: AsyncConnection, outgoing: Outgoing) -> Ack | 
                 messages.c.created_at_us,
             ).where(
                 messages.c.app_id == outgoing.app_id,
+                messages.c.conversation_id == outgoing.conversation_id,
                 messages.c.sender_id == outgoing.sender,
                 messages.c.client_msg_id == outgoing.client_msg_id,
             )
@@ -300,11 +406,6 @@ async def _lookup_duplicate(conn: AsyncConnection, outgoing: Outgoing) -> Ack | 
     ).first()
     if row is None:
         return None
-    if row.conversation_id != outgoing.conversation_id:
-        raise Conflict(
-            "This client_msg_id was already used for a message in another conversation.",
-            code="client_msg_id_reused",
-        )
     return Ack(row.msg_id, row.conversation_id, row.seq, row.created_at_us, duplicate=True)
 
 
@@ -332,8 +433,11 @@ def _view(
     client_msg_id: str | None,
     created_at_us: int,
 ) -> dict[str, Any]:
-    if conversation_id.startswith("sys:"):
+    to: str | None
+    if conversation_id.startswith(("sys:", "grp:")):
         to = conversation_id[4:]
+    elif sender == SYSTEM_SENDER:
+        to = None  # a notice in a 1:1 conversation, such as a recall, is for both
     else:
         to = _peer(conversation_id, sender)
     return {
@@ -346,6 +450,19 @@ def _view(
         "client_msg_id": client_msg_id,
         "created_at": iso_from_us(created_at_us),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A message just written, shaped like its row, for building its view."""
+
+    conversation_id: str
+    seq: int
+    msg_id: str
+    sender_id: str
+    content: str
+    client_msg_id: str | None
+    created_at_us: int
 
 
 def message_view(row: Any) -> dict[str, Any]:
