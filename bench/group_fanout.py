@@ -26,7 +26,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import Api, Client, Server, TestDatabase  # noqa: E402
+from tests.support import Api, Client, Server, TestDatabase
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -70,6 +70,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for token in tokens:
             clients.append(await Client.login(server, app, token))
         received: dict[int, list[float]] = {}
+        everything = asyncio.Event()
+        expected = args.messages * len(clients)
+        counted = [0]
 
         def watch(client: Client) -> None:
             # Replace the client's inbox with a timestamping counter: no frames are kept.
@@ -78,6 +81,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     text = raw["message"]["content"].get("text", "")
                     if text.startswith("b"):
                         received.setdefault(int(text[1:]), []).append(time.perf_counter())
+                        counted[0] += 1
+                        if counted[0] >= expected:
+                            everything.set()
             client.frames = _Sink(on_frame)  # type: ignore[assignment]
 
         for c in clients:
@@ -93,12 +99,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sent_at[i] = due
             await api.call(app, "POST", f"/v1/groups/{group_id}/messages", json={
                 "from_user_id_md5": sender, "content": {"type": "text", "text": f"b{i}"}})
-        deadline = time.perf_counter() + 30
-        while time.perf_counter() < deadline and (
-            len(received) < args.messages
-            or any(len(v) < len(clients) for v in received.values())
-        ):
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(everything.wait(), 30)
         cpu = _cpu_seconds(server.process.pid) - cpu_before
 
         complete = [i for i in sent_at if len(received.get(i, [])) == len(clients)]
