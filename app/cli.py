@@ -31,13 +31,12 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
-    import uvicorn
-
+    from app import serving
     from app.main import create_app
     from app.observability.logging import configure
 
     configure(settings.log_level, settings.log_format)
-    uvicorn.run(create_app(settings), **uvicorn_options(settings))
+    serving.run(create_app(settings), settings, uvicorn_options(settings))
     return 0
 
 

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     reaper_tick_seconds: float = Field(1.0, gt=0)
 
     max_frame_bytes: int = Field(64 * 1024, ge=1024)
+    # A chat client sends a few frames a second at most; 50 leaves room for bursts of
+    # sync requests, while one flooding connection cannot take a core.
+    max_frames_per_second: float = Field(50.0, gt=0)
+    # Largest REST request body: a full import batch with profiles fits in 4 MiB.
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     max_text_chars: int = Field(5000, ge=1)
     # A custom payload's encoded size; keeps a message well inside one frame.
     max_custom_bytes: int = Field(16 * 1024, ge=64)
@@ -51,10 +56,65 @@ class Settings(BaseSettings):
     # How long a sender may take back their own message.
     recall_window_seconds: int = Field(120, ge=0)
 
+    # Content security (app.moderation). A node trusts its copy of an app's keyword and
+    # domain lists this long before asking the database whether they changed: a change
+    # reaches every node within about this plus one query.
+    moderation_cache_seconds: float = Field(0.5, gt=0, le=60)
+    # Per-user send rate, a token bucket each app may tune. A person types well under
+    # one message a second; a burst of 50 lets a client flush the outbox it filled
+    # while offline in one go.
+    send_rate_per_second: float = Field(5.0, gt=0)
+    send_burst: int = Field(50, ge=1)
+    # Flood detection: nearly the same text sent to this many conversations, or a new
+    # user opening this many conversations, within the window. 0 turns a rule off.
+    flood_window_seconds: float = Field(60.0, gt=0)
+    flood_conversations: int = Field(10, ge=0, le=64)
+    flood_strangers: int = Field(10, ge=0, le=64)
+    # How alike two texts must be to count as one (Jaccard of their 3-grams).
+    flood_similarity: float = Field(0.8, gt=0, le=1)
+    # A user created less than this long ago is new.
+    flood_new_user_seconds: float = Field(86400.0, ge=0)
+    # What a flood brings on: slow (one message per slow interval), block, or review
+    # (delivered, flagged). Slow is the default because greetings to many friends at
+    # once are a real thing; it delays them rather than losing them.
+    flood_action: str = Field("slow", pattern="^(slow|block|review)$")
+    flood_penalty_seconds: float = Field(300.0, gt=0)
+    flood_slow_interval_seconds: float = Field(10.0, gt=0)
+
     # OWASP's argon2id baseline (m=19 MiB, t=2, p=1): about 20 ms a hash on one core here.
     argon2_time_cost: int = Field(2, ge=1)
     argon2_memory_kib: int = Field(19 * 1024, ge=8)
     argon2_parallelism: int = Field(1, ge=1)
+
+    # Webhooks. Private addresses are refused unless allowed: see app/webhooks/safety.py.
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(5.0, gt=0)
+    webhook_poll_seconds: float = Field(0.2, gt=0)
+    # First retry after about this long, doubling each time (with jitter), for a day.
+    webhook_retry_base_seconds: float = Field(1.0, gt=0)
+    webhook_retry_max_seconds: int = Field(86400, ge=1)
+    webhook_concurrency_per_endpoint: int = Field(4, ge=1)
+    webhook_disable_after_failures: int = Field(100, ge=1)
+    webhook_max_response_bytes: int = Field(64 * 1024, ge=1024)
+    webhook_cache_seconds: float = Field(1.0, ge=0)
+    # The before-send hook must answer well inside the client's 10 s ack deadline.
+    before_send_timeout_max_ms: int = Field(5000, ge=100)
+
+    # Several nodes share deliveries and presence through Redis (redis://host:6379/0).
+    # Unset keeps both inside this process: one node.
+    redis_url: str | None = None
+    # Starts every Redis key and channel, so deployments (and test runs) can share one
+    # Redis without hearing each other.
+    redis_prefix: str = "parley:"
+    # A node refreshes its devices' presence three times in this; a node that dies
+    # without a goodbye is forgotten within about 1.3 times it. Lower costs Redis writes.
+    presence_ttl_seconds: float = Field(30.0, ge=0.3)
+    # multi: a user may be logged in on any number of devices. one_per_platform: a new
+    # login closes the user's older connections on the same platform, on every node.
+    device_policy: str = Field("multi", pattern="^(multi|one_per_platform)$")
+    # SIGTERM to exit: clients are sent elsewhere (4010), queues flushed, then exit.
+    # Load balancers retry a health check every few seconds; 10 s covers one or two.
+    drain_timeout_seconds: float = Field(10.0, gt=0)
 
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|text)$")

@@ -12,6 +12,7 @@ gets ``internal_error`` and no detail, and the traceback goes to the log.
     ├── Forbidden             403
     ├── NotFound              404
     ├── Conflict              409
+    ├── TooManyRequests       429  slow down: data.retry_after_ms says for how long
     ├── ServiceUnavailable    503  retry later
     ├── ProtocolError         —    data-plane framing is broken; closes the connection
     ├── LoginRequired         401  a data-plane request before login; closes it
@@ -42,6 +43,9 @@ class CloseCode(IntEnum):
     HEARTBEAT_TIMEOUT = 4005  # nothing heard within the timeout: reconnect
     USER_DELETED = 4006  # the user no longer exists: do not reconnect
     SLOW_CONSUMER = 4008  # fell too far behind: reconnect and sync
+    DRAINING = 4010  # this node is stopping: reconnect (to another node) and sync
+    REPLACED = 4011  # a newer login on the same platform took over: do not reconnect
+    TOO_MANY_FRAMES = 4012  # over PARLEY_MAX_FRAMES_PER_SECOND: reconnect more gently
 
 
 class ParleyError(Exception):
@@ -88,6 +92,11 @@ class NotFound(ParleyError):
 class Conflict(ParleyError):
     code = "conflict"
     http_status = 409
+
+
+class TooManyRequests(ParleyError):
+    code = "rate_limited"
+    http_status = 429
 
 
 class ServiceUnavailable(ParleyError):

@@ -29,7 +29,11 @@ def md5_of_user_id(raw: str) -> str:
         )
     if len(raw) > MAX_RAW_USER_ID_CHARS:
         raise InvalidRequest("user_id is longer than 256 characters.", code="invalid_user_id")
-    return hashlib.md5(raw.encode("utf-8"), usedforsecurity=False).hexdigest()
+    try:
+        encoded = raw.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: not text at all
+        raise InvalidRequest("user_id is not valid Unicode text.", code="invalid_user_id") from exc
+    return hashlib.md5(encoded, usedforsecurity=False).hexdigest()
 
 
 def normalise_md5(value: str) -> str:

@@ -11,20 +11,29 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.responses import PlainTextResponse
 
-from app.api import admin, client, docs, groups, messages, users
+from app import node as cluster
+from app.api import admin, client, docs, groups, messages, moderation, users, webhooks
+from app.api import presence as presence_api
+from app.api.limits import BodyLimit
 from app.api.responses import install_error_handlers
-from app.broker import InProcessBroker
 from app.config import Settings, get_settings
 from app.errors import ServiceUnavailable
 from app.gateway import endpoint
 from app.gateway.hub import Hub
+from app.moderation import review
+from app.moderation.stage import Moderator
+from app.observability import metrics as observability_metrics
 from app.observability.logging import configure as configure_logging
 from app.security import PasswordVault
 from app.services.context import Context
 from app.storage import migrate
 from app.storage.db import Database
+from app.webhooks.before_send import BeforeSendHook
+from app.webhooks.dispatcher import Dispatcher
+from app.webhooks.outbox import HookDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -49,18 +58,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auto_migrate:
             await asyncio.to_thread(migrate.upgrade, settings.database_url)
         db = Database(settings.database_url)
-        broker = InProcessBroker()
         hub = Hub(settings)
-        await broker.start(hub.deliver)
+        node = await cluster.start(settings, hub)
+        broker = node.broker
         hub.start()
-        app.state.ctx = Context(settings, db, broker, PasswordVault(settings))
+        moderator = Moderator(settings.moderation_cache_seconds)
+        directory = HookDirectory(db, settings.webhook_cache_seconds)
+        dispatcher = Dispatcher(settings, db)
+        before_send = BeforeSendHook(directory, dispatcher.http, settings.webhook_allow_private,
+                                     settings.webhook_max_response_bytes)
+        # Local content rules first: they are cheap, and a message they block never
+        # reaches the App Server's hook.
+        app.state.ctx = Context(settings, db, broker, PasswordVault(settings),
+                                send_stages=(moderator.check, before_send.check),
+                                persist_hooks=(review.record_findings,),
+                                hooks=directory)
         app.state.hub = hub
+        app.state.node = node
+        app.state.dispatcher = dispatcher
+        dispatcher.start()
         logger.info("parley started", extra={"database": db.url.get_backend_name()})
         try:
             yield
         finally:
+            await dispatcher.stop()
             await hub.stop()
-            await broker.close()
+            await node.stop()
             await db.dispose()
             logger.info("parley stopped")
 
@@ -73,10 +96,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.docs_enabled:
         docs.install(app)
-    for router in (admin.router, users.router, messages.router, groups.router, client.router):
+    for router in (admin.router, users.router, messages.router, groups.router, client.router,
+                   moderation.router, moderation.client_router, webhooks.router):
         app.include_router(router)
+    app.include_router(presence_api.router)
     app.add_api_websocket_route("/ws", endpoint.serve)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")
@@ -86,13 +112,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["health"], operation_id="readyz")
     async def readyz() -> dict[str, str]:
-        """Ready: the database answers."""
+        """Ready: the database and the broker answer, and the node is not draining."""
         try:
             await app.state.ctx.db.ping()
         except Exception as exc:
             raise ServiceUnavailable("The database does not answer.",
                                      code="database_unavailable") from exc
+        await app.state.node.check_ready()
         return {"status": "ready"}
+
+    @app.get("/metrics", tags=["health"], operation_id="metrics",
+             response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        """Prometheus metrics of this node; keep the path off the public proxy."""
+        return Response(observability_metrics.render(),
+                        media_type=observability_metrics.CONTENT_TYPE)
 
     return app
 

@@ -43,6 +43,9 @@ class PasswordVault:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
+        # Checked against when a login names no user or one without a password, so
+        # that such a login costs what a wrong password costs.
+        self.decoy = self._hasher.hash(secrets.token_hex(16))
 
     async def hash(self, password_md5: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password_md5)

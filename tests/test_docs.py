@@ -5,6 +5,10 @@ close codes, settings, the views that shape messages, conversations and groups) 
 walking the syntax trees of the modules that build frames, write system messages and raise
 errors. A frame, field, system event, error code, close reason or setting the page does not
 mention fails a test here, and so does a stale entry.
+
+Error codes are looked for in every module of app/: a code the gateway or a send stage
+(as wired in app/main.py) sends belongs in the main table, one only REST callers get may go
+in the REST-only table, which gives its HTTP status instead of a close code.
 """
 
 from __future__ import annotations
@@ -30,18 +34,60 @@ from app.errors import CloseCode, ParleyError
 from app.gateway import endpoint, frames
 from app.gateway.codec import HEARTBEAT
 from app.services import conversations, groups, membership, messages, recall
+from app.storage import models
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "protocol.md"
 ENDPOINT = ROOT / "app" / "gateway" / "endpoint.py"
+MAIN = ROOT / "app" / "main.py"
 GATEWAY = sorted((ROOT / "app" / "gateway").glob("*.py"))
 SERVICES_DIR = ROOT / "app" / "services"
 SERVICES = sorted(SERVICES_DIR.glob("*.py"))
-# Send stages (content moderation) refuse messages and may push frames of their own.
-STAGES = sorted((ROOT / "app" / "moderation").rglob("*.py"))
-# Errors reach a client from the gateway, the services and the send stages, and through the
-# two helper modules those call that raise errors of their own.
-ERROR_SOURCES = [*GATEWAY, *SERVICES, *STAGES, ROOT / "app" / "errors.py", ROOT / "app" / "ids.py"]
+
+
+def _module_path(dotted: str) -> Path | None:
+    """The file of an app module named with dots, or None if it is not one."""
+    base = ROOT.joinpath(*dotted.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _send_stage_modules() -> list[Path]:
+    """The modules whose objects app/main.py wires into the Context as send stages."""
+    tree = ast.parse(MAIN.read_text(encoding="utf-8"))
+    imported = {alias.asname or alias.name: node.module
+                for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+                for alias in node.names}
+    made = {target.id: node.value.func.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            for target in node.targets if isinstance(target, ast.Name)}
+    wired = [kw.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+             for kw in node.keywords if kw.arg == "send_stages"]
+    stages = [item for w in wired if isinstance(w, ast.Tuple) for item in w.elts]
+    assert stages, "app/main.py no longer passes send_stages=(...); teach _send_stage_modules"
+    found = []
+    for stage in stages:
+        # A bound method of an object made in main (moderator.check), or a function.
+        name = stage.value.id if isinstance(stage, ast.Attribute) \
+            and isinstance(stage.value, ast.Name) else getattr(stage, "id", None)
+        source = imported.get(made.get(name, name)) if name else None
+        path = _module_path(source) if source else None
+        assert path is not None, f"cannot tell where send stage {ast.unparse(stage)} lives"
+        found.append(path)
+    return found
+
+
+# Send stages (content moderation, the before-send hook) refuse messages and may push frames
+# of their own; the rest of app/moderation is what they are built from.
+SEND_STAGES = sorted(set(_send_stage_modules()))
+STAGES = sorted({*(ROOT / "app" / "moderation").rglob("*.py"), *SEND_STAGES})
+# Every error code raised anywhere in app/ has a row on the page: the ones a WebSocket
+# client can get, and the REST-only ones, so that one page names every code.
+ERROR_SOURCES = sorted((ROOT / "app").rglob("*.py"))
 ERROR_CLASSES = {
     name: cls
     for name, cls in vars(errors).items()
@@ -121,8 +167,22 @@ def _shown(*keys: str) -> list[dict[str, Any]]:
     return [o for e in _examples(_doc()) for o in _objects(e) if set(keys) <= set(o)]
 
 
+REST_ONLY = "REST-only error codes"
+
+
 def _error_rows() -> dict[str, list[str]]:
+    """Every row of both error tables."""
     return _keyed_rows(_section("Error codes"))
+
+
+def _socket_error_rows() -> dict[str, list[str]]:
+    """The table of codes a WebSocket client can get: the one before the REST-only table."""
+    text = _section("Error codes")
+    return _keyed_rows(text[: text.index(f"### {REST_ONLY}")])
+
+
+def _rest_error_rows() -> dict[str, list[str]]:
+    return _keyed_rows(_section(REST_ONLY, 3, _section("Error codes")))
 
 
 def _close_rows() -> dict[int, list[str]]:
@@ -209,7 +269,15 @@ def _frame_type_pattern(node: ast.AST) -> str | None:
     return pattern
 
 
-def _raised_in(tree: ast.Module) -> Iterator[tuple[str, CloseCode | None]]:
+class Raised(typing.NamedTuple):
+    """One place an error code is sent from."""
+
+    code: str
+    close: CloseCode | None  # the close code that follows it on /ws, if any
+    status: int | None  # its HTTP status on REST, when the source shows it
+
+
+def _raised_in(tree: ast.Module) -> Iterator[Raised]:
     # An error passed to a call beside a close code is closed with that code instead.
     override = {}
     for call in _calls(tree):
@@ -225,21 +293,27 @@ def _raised_in(tree: ast.Module) -> Iterator[tuple[str, CloseCode | None]]:
         given = _keyword(call, "code")
         code = cls.code if given is None else _str(given)
         if code is not None:  # a code passed on from another error is found at its source
-            yield code, override.get(id(call), cls.close_code)
+            yield Raised(code, override.get(id(call), cls.close_code), cls.http_status)
 
 
-def _ordered_in(tree: ast.Module) -> Iterator[tuple[str, CloseCode | None]]:
-    """Errors sent without an exception: reaper orders, hand-built error frames, and the
-    error objects of per-user outcomes."""
+def _ordered_in(tree: ast.Module) -> Iterator[Raised]:
+    """Errors sent without an exception: reaper orders, hand-built error frames, the error
+    objects of per-user outcomes, and a table of HTTP statuses to codes."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Tuple) and len(node.elts) >= 2:
             close, code = _close_code(node.elts[0]), _str(node.elts[1])
             if close is not None and code is not None:
-                yield code, close
+                yield Raised(code, close, None)
         if isinstance(node, ast.Dict) and _dict_keys(node) == {"code", "message"}:
             code = _str(node.values[[_str(k) for k in node.keys].index("code")])
             if code is not None:
-                yield code, None
+                yield Raised(code, None, None)
+        if isinstance(node, ast.Dict) and node.keys and all(
+            isinstance(k, ast.Constant) and type(k.value) is int for k in node.keys
+        ) and all(_str(v) is not None for v in node.values):
+            for key, value in zip(node.keys, node.values, strict=True):
+                assert isinstance(key, ast.Constant)
+                yield Raised(str(_str(value)), None, int(key.value))
     for call in _calls(tree):
         close_node = _keyword(call, "close_code")
         close = _close_code(close_node) if close_node is not None else None
@@ -248,15 +322,60 @@ def _ordered_in(tree: ast.Module) -> Iterator[tuple[str, CloseCode | None]]:
                 assert isinstance(arg, ast.Dict)
                 for key, value in zip(arg.keys, arg.values, strict=True):
                     if _str(key) == "code" and _str(value) is not None:
-                        yield str(_str(value)), close
+                        yield Raised(str(_str(value)), close, None)
+
+
+def _argument(call: ast.Call, fn: Fn, name: str) -> ast.expr | None:
+    """The expression a call passes for one of a function's parameters."""
+    names = [a.arg for a in fn.args.args]
+    given = _keyword(call, name)
+    if given is None and name in names and names.index(name) < len(call.args):
+        given = call.args[names.index(name)]
+    return given
+
+
+def _relayed_in(tree: ast.Module) -> Iterator[Raised]:
+    """Codes handed to a function of the same module by its `code` parameter, as in
+    `_delete_one(ctx, app_id, table, row_id, "keyword_not_found")` or
+    `_error(400, "invalid_json", ...)`."""
+    helpers = {fn.name: fn for fn in tree.body
+               if isinstance(fn, Fn) and "code" in [a.arg for a in fn.args.args]}
+    for call in _calls(tree):
+        fn = helpers.get(call.func.id) if isinstance(call.func, ast.Name) else None
+        code = _str(_argument(call, fn, "code")) if fn is not None else None
+        if fn is None or code is None:
+            continue
+        # The error the function raises with that code, if it raises one.
+        cls = next((_error_class(c) for c in _calls(fn) if _error_class(c) is not None
+                    and ast.unparse(_keyword(c, "code") or ast.Constant(None)) == "code"),
+                   None)
+        status = _argument(call, fn, "status")
+        if cls is not None:
+            yield Raised(code, cls.close_code, cls.http_status)
+        else:
+            shown = status.value if isinstance(status, ast.Constant) else None
+            yield Raised(code, None, shown if isinstance(shown, int) else None)
+
+
+@cache
+def _raised_by(path: Path) -> list[Raised]:
+    tree = _tree(path)
+    return [*_raised_in(tree), *_ordered_in(tree), *_relayed_in(tree)]
 
 
 @cache
 def _raised() -> list[tuple[str, CloseCode | None]]:
     """(error code, close code or None) for every error a client can be sent."""
-    found = []
+    return [(r.code, r.close) for path in ERROR_SOURCES for r in _raised_by(path)]
+
+
+@cache
+def _statuses() -> dict[str, set[int]]:
+    """The HTTP statuses each code is sent with, where the source shows them."""
+    found: dict[str, set[int]] = {}
     for path in ERROR_SOURCES:
-        found += [*_raised_in(_tree(path)), *_ordered_in(_tree(path))]
+        for r in _raised_by(path):
+            found.setdefault(r.code, set()).update({r.status} if r.status else set())
     return found
 
 
@@ -450,9 +569,18 @@ def _frame_nodes(fn: Fn, only_published: bool) -> Iterator[ast.Dict]:
         yield from (n for n in ast.walk(fn) if isinstance(n, ast.Dict))
 
 
+def _all_functions(path: Path) -> list[Fn]:
+    """The module's functions and the methods of its classes."""
+    tree = _tree(path)
+    methods = [item for node in tree.body if isinstance(node, ast.ClassDef)
+               for item in node.body if isinstance(item, Fn)]
+    return [*_functions(path).values(), *methods]
+
+
 def _built_frames(path: Path, only_published: bool) -> Iterator[tuple[str, Shape]]:
-    """(type, shape) of each frame a module builds as a dict literal."""
-    for fn in _functions(path).values():
+    """(type, shape) of each frame a module builds as a dict literal, in a function or in a
+    method."""
+    for fn in _all_functions(path):
         for node in _frame_nodes(fn, only_published):
             kind, pattern = _frame_type(node), _frame_type_pattern(node)
             if kind is not None:
@@ -510,8 +638,11 @@ def _field_names(shape: Shape) -> Iterator[str]:
 
 
 def _message_fields() -> set[str]:
-    row = SimpleNamespace(conversation_id="p2p:a:b", seq=1, msg_id="m", sender_id="a",
-                          content="{}", client_msg_id=None, created_at_us=0)
+    # A row with every column of the table, so that a column the view starts to read
+    # shows up here as a field rather than as an AttributeError.
+    row = SimpleNamespace(**{column.name: None for column in models.messages.columns})
+    row.__dict__.update(conversation_id="p2p:a:b", seq=1, msg_id="m", sender_id="a",
+                        content="{}", created_at_us=0)
     return set(messages.message_view(row))
 
 
@@ -553,11 +684,43 @@ def _group_statuses() -> set[str]:
     return found
 
 
+def _app_imports(path: Path) -> set[Path]:
+    """The app modules a module imports."""
+    found = set()
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("app"):
+            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names if alias.name.startswith("app")]
+        else:
+            continue
+        found |= {m for m in map(_module_path, names) if m is not None}
+    return found
+
+
+@cache
+def _data_plane() -> set[Path]:
+    """The gateway, the send stages and what they import, as far as the services, the
+    send stages and the webhooks reach: the code a WebSocket request can run."""
+    inside = [ROOT / "app" / part for part in ("gateway", "services", "moderation", "webhooks")]
+    seen: set[Path] = set()
+    pending = [*GATEWAY, *SEND_STAGES]
+    while pending:
+        path = pending.pop()
+        if path in seen or not any(path.is_relative_to(d) for d in inside):
+            continue
+        seen.add(path)
+        pending += _app_imports(path)
+    return seen
+
+
 def _settings_used() -> set[str]:
-    """Settings the gateway, the services and the send stages read."""
+    """Settings the data plane reads, as `settings.name`, or by name as a string (an app's
+    content-security settings default to the node's)."""
     used = set()
-    for path in [*GATEWAY, *SERVICES, *STAGES]:
+    for path in _data_plane():
         used |= set(re.findall(r"\b(?:settings|s)\.([a-z_]+)", path.read_text(encoding="utf-8")))
+        used |= {text for node in ast.walk(_tree(path)) if (text := _str(node)) is not None}
     return used & set(Settings.model_fields)
 
 
@@ -773,17 +936,38 @@ def test_every_close_reason_is_documented_under_its_code(reason: str, close: Clo
 
 @pytest.mark.parametrize("code", sorted({code for code, _ in _raised()}))
 def test_every_error_code_is_in_the_error_table(code: str) -> None:
-    """Every error code the gateway and the services can send has a row."""
+    """Every error code raised anywhere in app/ has a row in one of the two tables."""
     assert code in _error_rows(), f"{code!r} is raised in app/ but has no row in {DOC.name}"
+
+
+@pytest.mark.parametrize("code", sorted({
+    r.code for path in [*GATEWAY, *SEND_STAGES] for r in _raised_by(path)
+}))
+def test_codes_of_the_gateway_and_send_stages_are_in_the_socket_table(code: str) -> None:
+    """A code the gateway or a send stage sends reaches WebSocket clients, so its row is in
+    the main table, not among the REST-only codes."""
+    assert code in _socket_error_rows(), code
+
+
+def test_no_code_is_in_both_tables() -> None:
+    """A code has one row: in the main table, or among the REST-only codes."""
+    assert not set(_socket_error_rows()) & set(_rest_error_rows())
 
 
 @pytest.mark.parametrize("code", sorted({code for code, _ in _raised()}))
 def test_error_table_says_whether_each_code_closes(code: str) -> None:
-    """The Closes cell names every close code a code is sent with, or says no."""
-    row = _error_rows().get(code)
+    """In the main table the Closes cell names every close code a code is sent with, or
+    says no; a REST-only code closes nothing, and its row gives its HTTP status."""
+    closes = {close for raised, close in _raised() if raised == code}
+    if code in _rest_error_rows():
+        assert closes == {None}, f"{code!r} closes a connection but is listed as REST-only"
+        cell = _rest_error_rows()[code][2]
+        for status in _statuses()[code]:
+            assert str(status) in cell, (code, status)
+        return
+    row = _socket_error_rows().get(code)
     assert row is not None, f"{code!r} has no row in {DOC.name}"
     cell = row[2]
-    closes = {close for raised, close in _raised() if raised == code}
     for close in (c for c in closes if c is not None):
         assert str(close.value) in cell, (code, close)
     if closes == {None}:
@@ -813,8 +997,12 @@ def test_limits_table_defaults_match_settings() -> None:
     for _, default, setting in rows:
         name = setting.strip("`").removeprefix("PARLEY_").lower()
         assert name in Settings.model_fields, setting
+        value = Settings.model_fields[name].default
+        if isinstance(value, str):
+            assert default.startswith(f"`{value}`"), setting
+            continue
         shown = re.match(r"[\d.]+", default)
-        assert shown and float(shown.group()) == Settings.model_fields[name].default, setting
+        assert shown and float(shown.group()) == value, setting
 
 
 def test_every_setting_the_data_plane_reads_is_in_the_limits_table() -> None:

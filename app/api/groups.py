@@ -12,7 +12,7 @@ from pydantic import Field
 from app import ids
 from app.api.deps import CallingApp, Ctx, UserPath
 from app.api.responses import ERRORS
-from app.api.schemas import AckOut, Body, Content
+from app.api.schemas import HOOKS_HELP, AckOut, Body, Content
 from app.services import groups, messages, recall
 from app.services.groups import Outcome
 from app.timefmt import us_from_datetime
@@ -35,7 +35,8 @@ class GroupCreate(Body):
     avatar_url: str | None = Field(None, max_length=2048)
     notice: str | None = Field(None, max_length=4000)
     extra: dict[str, Any] | None = None
-    member_limit: int | None = Field(None, ge=2, description="Defaults to the app's limit.")
+    member_limit: int | None = Field(None, ge=2, le=1_000_000,
+                                     description="Defaults to the app's limit.")
 
 
 class GroupUpdate(Body):
@@ -85,6 +86,7 @@ class GroupSend(Body):
     from_user_id_md5: Md5 | None = Field(None, description="Absent: a system message.")
     content: Content
     client_msg_id: str | None = Field(None, min_length=1, max_length=64)
+    trigger_hooks: bool = Field(True, description=HOOKS_HELP)
 
 
 def _outcomes(items: list[Outcome]) -> Outcomes:
@@ -202,7 +204,7 @@ async def send_group_message(ctx: Ctx, app: CallingApp, group_id: GroupId, body:
     """Send to a group as one of its members, or as the system."""
     sender = ids.normalise_md5(body.from_user_id_md5) if body.from_user_id_md5 else ""
     ack = await messages.send_group(ctx, app.id, sender, group_id, body.content,
-                                    body.client_msg_id)
+                                    body.client_msg_id, hooks=body.trigger_hooks)
     return AckOut(**ack.to_dict())
 
 
@@ -215,7 +217,7 @@ async def user_groups(ctx: Ctx, app: CallingApp, user: UserPath) -> dict[str, An
 @router.post("/conversations/{conversation_id}/messages/{seq}/recall",
              operation_id="recall_message")
 async def recall_message(ctx: Ctx, app: CallingApp, conversation_id: ConversationId,
-                         seq: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+                         seq: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
     """Recall any message, at any time; it stays in the sequence as a tombstone."""
     return await recall.recall(ctx, app.id, None, conversation_id, seq)
 
@@ -223,6 +225,6 @@ async def recall_message(ctx: Ctx, app: CallingApp, conversation_id: Conversatio
 @router.get("/conversations/{conversation_id}/messages/{seq}/receipts",
             operation_id="message_receipts")
 async def receipts(ctx: Ctx, app: CallingApp, conversation_id: ConversationId,
-                   seq: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+                   seq: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
     """Which members have read a message, and which have not."""
     return await recall.receipts(ctx, app.id, None, conversation_id, seq)

@@ -34,7 +34,7 @@ async def send_message(ctx: Ctx, app: CallingApp, body: SendRequest) -> AckOut:
     if not await users.exists(ctx, app.id, sender):
         raise user_not_found()
     ack = await messages.send_direct(ctx, app.id, sender, recipient, body.content,
-                                     body.client_msg_id)
+                                     body.client_msg_id, hooks=body.trigger_hooks)
     return AckOut(**ack.to_dict())
 
 
@@ -42,7 +42,8 @@ async def send_message(ctx: Ctx, app: CallingApp, body: SendRequest) -> AckOut:
 async def send_notice(ctx: Ctx, app: CallingApp, body: NoticeRequest) -> AckOut:
     """Send a system notice to a user; it arrives in their system conversation."""
     recipient = _user_ref(body.to_user_id, body.to_user_id_md5, "to")
-    ack = await messages.send_notice(ctx, app.id, recipient, body.content, body.client_msg_id)
+    ack = await messages.send_notice(ctx, app.id, recipient, body.content, body.client_msg_id,
+                                     hooks=body.trigger_hooks)
     return AckOut(**ack.to_dict())
 
 

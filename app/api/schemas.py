@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from app.services.users import UserImportItem
 
 ISO_TIME = "ISO 8601 in UTC, e.g. 2026-12-04T08:00:00.123456Z."
+HOOKS_HELP = (
+    "false: no webhook event and no before-send call for this message, so a receiver "
+    "that answers an event by posting cannot start a loop."
+)
 
 TEXT_CONTENT = {
     "title": "TextContent",
@@ -53,7 +57,7 @@ class AppOut(BaseModel):
 
 
 class AppSettings(Body):
-    group_member_limit: int | None = Field(None, ge=2)
+    group_member_limit: int | None = Field(None, ge=2, le=1_000_000)
 
 
 class AppCredentials(AppOut):
@@ -137,6 +141,7 @@ class SendRequest(Body):
     to_user_id_md5: str | None = None
     content: Content
     client_msg_id: str | None = Field(None, min_length=1, max_length=64)
+    trigger_hooks: bool = Field(True, description=HOOKS_HELP)
 
 
 class NoticeRequest(Body):
@@ -146,6 +151,7 @@ class NoticeRequest(Body):
     to_user_id_md5: str | None = None
     content: Content
     client_msg_id: str | None = Field(None, min_length=1, max_length=64)
+    trigger_hooks: bool = Field(True, description=HOOKS_HELP)
 
 
 class AckOut(BaseModel):
@@ -167,6 +173,8 @@ class MessageOut(BaseModel):
     content: Content
     client_msg_id: str | None
     created_at: str
+    risk: str | None = Field(None, description="The category a content rule flagged the "
+                             "message with; a client may show it as a warning.")
 
 
 class MessagePage(BaseModel):

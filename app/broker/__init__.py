@@ -2,8 +2,11 @@
 
 Services publish a :class:`Delivery` after their transaction commits; every node's
 gateway subscribes and hands it to the connections it holds. The default broker is
-in-process (one node). A Redis broker for several nodes implements the same
-interface and must pass the same contract tests.
+in-process (one node); :mod:`app.broker.redis` carries deliveries between nodes. Both
+pass the contract tests in ``tests/broker/test_contract.py``.
+
+Publishing never fails a send: a delivery that cannot reach another node is counted
+and logged, and its recipients catch up by sync.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from app.observability import metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +26,9 @@ class Delivery:
     once per connection. When
     ``close_code`` is set the delivery is an order to close those users'
     connections instead, with ``frame`` as the error frame sent first.
+    ``connections``, when given, narrows it to those connections of the users.
+    ``topic``, when set, addresses the connections that subscribed to it instead of
+    ``user_ids`` (presence watchers).
     """
 
     app_id: int
@@ -29,6 +37,8 @@ class Delivery:
     exclude_connection: str | None = None
     close_code: int | None = None
     close_reason: str = ""
+    connections: tuple[str, ...] = ()
+    topic: str | None = None
 
 
 Subscriber = Callable[[Delivery], None]
@@ -40,6 +50,9 @@ class Broker(Protocol):
     async def publish(self, delivery: Delivery) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise unless deliveries can reach the other nodes now (for /readyz)."""
 
 
 class InProcessBroker:
@@ -53,7 +66,11 @@ class InProcessBroker:
 
     async def publish(self, delivery: Delivery) -> None:
         if self._subscriber is not None:
+            metrics.count_published(delivery.frame)
             self._subscriber(delivery)
 
     async def close(self) -> None:
         self._subscriber = None
+
+    async def ping(self) -> None:
+        return None

@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from starlette.websockets import WebSocket
 
 from app.errors import CloseCode
+from app.observability import metrics
 
 logger = logging.getLogger(__name__)
+
+
+# Frames are counted, and so is their size: a client that asks for large sync pages and
+# never reads must not make the server hold gigabytes for it. 8 Mi characters is about
+# thirty full sync pages.
+MAX_QUEUED_CHARS = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +43,20 @@ class Connection:
         self.app_key: str | None = None
         self.user_id: str | None = None
         self.expires_at_us = 0
+        # What the client said it runs on, and when it logged in: its presence entry.
+        self.platform = "other"
+        self.since_us = 0
+        # Presence topics this connection watches.
+        self.topics: set[str] = set()
+        # A request is being handled: a drain waits for its reply before closing.
+        self.busy = False
         self._clock = clock
         self.opened_at = clock()
         self.last_seen = self.opened_at
         self.closing = False
         self._queue: deque[str | _Close] = deque()
         self._limit = queue_limit
+        self._queued_chars = 0
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -58,11 +73,13 @@ class Connection:
     def push(self, text: str) -> None:
         if self.closing:
             return
-        if len(self._queue) >= self._limit:
+        if (len(self._queue) >= self._limit
+                or self._queued_chars + len(text) > MAX_QUEUED_CHARS):
             logger.info("connection fell behind", extra={"conn": self.id, "app": self.app_id})
             self.abort(CloseCode.SLOW_CONSUMER, "slow_consumer")
             return
         self._queue.append(text)
+        self._queued_chars += len(text)
         self._wakeup.set()
 
     def close(self, code: int, reason: str) -> None:
@@ -95,6 +112,8 @@ class Connection:
                 await self._wakeup.wait()
                 continue
             item = self._queue.popleft()
+            if isinstance(item, str):
+                self._queued_chars -= len(item)
             if isinstance(item, _Close):
                 await self._close_socket(item)
                 return
@@ -102,6 +121,7 @@ class Connection:
                 await self.ws.send_text(item)
             except Exception:  # the peer went away; the reader sees it and cleans up
                 return
+            metrics.FRAMES_OUT.inc()
 
     async def _close_socket(self, order: _Close) -> None:
         with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ order it sent them. Every reply to a request echoes the request's ``id``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,14 +15,18 @@ from starlette.websockets import WebSocket
 
 from app import ids
 from app.errors import CloseCode, InvalidRequest, LoginRequired, ParleyError, ProtocolError
-from app.gateway import frames
+from app.gateway import frames, presence
 from app.gateway.codec import HEARTBEAT, JsonCodec
 from app.gateway.connection import Connection
 from app.gateway.hub import Hub
+from app.moderation import review
+from app.observability import metrics
 from app.services import conversations, groups, messages, recall, tokens
 from app.services.context import Context
 from app.services.tokens import Session
+from app.storage.db import now_us
 from app.timefmt import iso_from_us
+from app.webhooks import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +46,27 @@ async def serve(ws: WebSocket) -> None:
     finally:
         hub.remove(conn)
         await conn.stop()
+        if conn.logged_in and hub.presence is not None:
+            await hub.presence.depart(conn)
+        if conn.app_id is not None:
+            await _presence_event(ctx, conn, "user.disconnected")
         logger.info("connection closed", extra={"conn": conn.id, "app": conn.app_id,
                                                "user": conn.user_id})
 
 
 async def _read_loop(ctx: Context, hub: Hub, conn: Connection) -> None:
     limit = ctx.settings.max_frame_bytes
+    budget = FrameBudget(ctx.settings.max_frames_per_second)
     while True:
         event = await conn.ws.receive()
         if event["type"] == "websocket.disconnect":
             return
         conn.touch()
         if conn.closing:
+            continue
+        if not budget.take(time.monotonic()):
+            _fail(conn, ProtocolError("Too many frames; slow down.", code="too_many_frames"),
+                  CloseCode.TOO_MANY_FRAMES)
             continue
         text = event.get("text")
         if text is None:
@@ -64,9 +78,34 @@ async def _read_loop(ctx: Context, hub: Hub, conn: Connection) -> None:
                   CloseCode.TOO_BIG)
             continue
         if text == HEARTBEAT:
+            metrics.FRAMES_IN.labels("h").inc()
             conn.push(HEARTBEAT)
             continue
-        await _handle(ctx, hub, conn, text)
+        conn.busy = True  # a drain waits for the reply before it closes the connection
+        try:
+            await _handle(ctx, hub, conn, text)
+        finally:
+            conn.busy = False
+
+
+class FrameBudget:
+    """A token bucket over a connection's frames, heartbeats included: a flood from one
+    client must not take the core from everyone else. Bursts of twice the rate pass."""
+
+    def __init__(self, per_second: float) -> None:
+        self.rate = per_second
+        self.capacity = 2 * per_second
+        self.tokens = self.capacity
+        self.at: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self.at is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 async def _handle(ctx: Context, hub: Hub, conn: Connection, text: str) -> None:
@@ -77,6 +116,7 @@ async def _handle(ctx: Context, hub: Hub, conn: Connection, text: str) -> None:
         if not conn.logged_in and raw["type"] != "login":
             raise LoginRequired("Log in first.")
         frame = frames.parse(raw)
+        metrics.FRAMES_IN.labels(raw["type"]).inc()
         reply = await HANDLERS[type(frame)](ctx, hub, conn, frame)
         if reply is not None:
             conn.push(JsonCodec.encode({**reply, "id": request_id}))
@@ -100,6 +140,7 @@ def _request_id(value: Any) -> str | int | None:
 def _fail(conn: Connection, exc: ParleyError, close_code: int | None = None,
           request_id: Any = None) -> None:
     body: dict[str, Any] = {"type": "error", "id": request_id, **exc.to_dict()}
+    metrics.ERRORS_SENT.labels(exc.code).inc()
     conn.push(JsonCodec.encode(body))
     close_code = close_code or exc.close_code
     if close_code is not None:
@@ -120,6 +161,7 @@ async def _login(ctx: Context, hub: Hub, conn: Connection, frame: frames.Login) 
         raise InvalidRequest(
             "Log in with a token, or with user_id_md5 and password_md5.", code="invalid_field"
         )
+    conn.platform = frame.platform
     _bind(hub, conn, session)
     # A kick that landed between the check above and the bind could not reach this
     # connection; look once more now that it can be reached.
@@ -140,7 +182,21 @@ async def _login(ctx: Context, hub: Hub, conn: Connection, frame: frames.Login) 
         reply["token"] = minted.token
     logger.info("logged in", extra={"conn": conn.id, "app": session.app_id,
                                     "user": session.user_id})
+    metrics.LOGINS.inc()
+    if hub.presence is not None:
+        await hub.presence.arrive(conn)
+    await _presence_event(ctx, conn, "user.connected")
     return reply
+
+
+async def _presence_event(ctx: Context, conn: Connection, event_type: str) -> None:
+    """Tell the App Server's webhooks; a failure here must not break the connection."""
+    assert conn.app_id is not None
+    try:
+        await outbox.record(ctx.db, ctx.hooks, conn.app_id, event_type,
+                            {"user_id_md5": conn.user_id, "connection_id": conn.id}, now_us())
+    except Exception:
+        logger.exception("could not queue a webhook event", extra={"conn": conn.id})
 
 
 def _bind(hub: Hub, conn: Connection, session: Session) -> None:
@@ -184,6 +240,7 @@ async def _sync(ctx: Context, hub: Hub, conn: Connection, frame: frames.Sync) ->
     page = await conversations.sync(
         ctx, conn.app_id, conn.user_id, frame.conversation_id, frame.after_seq, frame.limit
     )
+    metrics.SYNC_SIZE.observe(len(page.messages))
     return {
         "type": "sync_ok",
         "conversation_id": frame.conversation_id,
@@ -301,6 +358,34 @@ def _outcome(o: Any) -> dict[str, Any]:
     return {"user_id_md5": o.user_id_md5, "status": o.status, "error": o.error}
 
 
+async def _report(ctx: Context, hub: Hub, conn: Connection, frame: frames.Report) -> Reply:
+    assert conn.app_id is not None and conn.user_id is not None
+    report_id = await review.report(ctx, conn.app_id, conn.user_id, frame.msg_id, frame.reason)
+    return {"type": "report_ok", "msg_id": frame.msg_id, "report_id": report_id}
+
+
+async def _presence_subscribe(
+    ctx: Context, hub: Hub, conn: Connection, frame: frames.PresenceSubscribe
+) -> Reply:
+    """Watch users' presence: their state now in the reply, each change as a push."""
+    assert conn.app_id is not None and hub.presence is not None
+    users = sorted({ids.normalise_md5(u) for u in frame.users})
+    if len(conn.topics | {presence.topic(u) for u in users}) > frames.PRESENCE_WATCH_MAX:
+        raise InvalidRequest(f"A connection watches at most {frames.PRESENCE_WATCH_MAX} users.",
+                             code="too_many_watched", limit=frames.PRESENCE_WATCH_MAX)
+    # Watch first, then read: a change between the two is pushed, not lost.
+    hub.watch(conn, [presence.topic(u) for u in users])
+    found = await hub.presence.snapshot(conn.app_id, users)
+    return {"type": "presence_subscribe_ok", "presence": found}
+
+
+async def _presence_unsubscribe(
+    ctx: Context, hub: Hub, conn: Connection, frame: frames.PresenceUnsubscribe
+) -> Reply:
+    hub.unwatch(conn, [presence.topic(ids.normalise_md5(u)) for u in frame.users])
+    return {"type": "presence_unsubscribe_ok"}
+
+
 HANDLERS: dict[type[frames.Frame], Handler] = {
     frames.Login: _login,
     frames.Refresh: _refresh,
@@ -309,7 +394,10 @@ HANDLERS: dict[type[frames.Frame], Handler] = {
     frames.Conversations: _conversations,
     frames.Read: _read,
     frames.Ack: _ack,
+    frames.Report: _report,
     frames.Recall: _recall,
     frames.Receipts: _receipts,
     **{model: _group for name, model in frames.MODELS.items() if name.startswith("group_")},
+    frames.PresenceSubscribe: _presence_subscribe,
+    frames.PresenceUnsubscribe: _presence_unsubscribe,
 }

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from app.errors import InvalidRequest
 
 RequestId = Annotated[str, Field(min_length=1, max_length=64)] | int
-Seq = Annotated[int, Field(ge=0)]
+# Seqs and times fit a signed 64-bit column; anything larger is a client bug.
+MAX_SEQ = 2**62
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 
 
 class Frame(BaseModel):
@@ -21,12 +23,19 @@ class Frame(BaseModel):
     id: RequestId | None = None
 
 
+Platform = Literal["ios", "android", "web", "desktop", "other"]
+# Users one connection may watch the presence of; a contact list rarely passes a few
+# hundred, and each watched user is one entry in this node's topic table.
+PRESENCE_WATCH_MAX = 1000
+
+
 class Login(Frame):
     type: Literal["login"]
     app_key: str = Field(max_length=64)
     token: str | None = Field(None, max_length=256)
     user_id_md5: str | None = Field(None, max_length=32)
     password_md5: str | None = Field(None, max_length=32)
+    platform: Platform = "other"
 
 
 class Refresh(Frame):
@@ -78,13 +87,13 @@ class Ack(Frame):
 class Recall(Frame):
     type: Literal["recall"]
     conversation_id: str = Field(max_length=80)
-    seq: Annotated[int, Field(ge=1)]
+    seq: Annotated[int, Field(ge=1, le=MAX_SEQ)]
 
 
 class Receipts(Frame):
     type: Literal["receipts"]
     conversation_id: str = Field(max_length=80)
-    seq: Annotated[int, Field(ge=1)]
+    seq: Annotated[int, Field(ge=1, le=MAX_SEQ)]
 
 
 GroupId = Annotated[str, Field(min_length=1, max_length=64)]
@@ -176,7 +185,7 @@ class GroupSetRole(GroupFrame):
 class GroupMuteMember(GroupFrame):
     type: Literal["group_mute_member"]
     user_id_md5: Md5
-    until_ms: Annotated[int, Field(ge=0)] = Field(
+    until_ms: Annotated[int, Field(ge=0, le=253_402_300_799_999)] = Field(
         description="Unix time in ms the mute ends; 0 unmutes."
     )
 
@@ -190,6 +199,24 @@ class GroupDismiss(GroupFrame):
     type: Literal["group_dismiss"]
 
 
+class Report(Frame):
+    """A user reports a message they can see; it joins the app's review queue."""
+
+    type: Literal["report"]
+    msg_id: str = Field(min_length=1, max_length=26)
+    reason: str = Field("", max_length=200)
+
+
+class PresenceSubscribe(Frame):
+    type: Literal["presence_subscribe"]
+    users: Annotated[list[Md5], Field(min_length=1, max_length=PRESENCE_WATCH_MAX)]
+
+
+class PresenceUnsubscribe(Frame):
+    type: Literal["presence_unsubscribe"]
+    users: Annotated[list[Md5], Field(min_length=1, max_length=PRESENCE_WATCH_MAX)]
+
+
 MODELS: dict[str, type[Frame]] = {
     "login": Login,
     "refresh": Refresh,
@@ -198,6 +225,7 @@ MODELS: dict[str, type[Frame]] = {
     "conversations": Conversations,
     "read": Read,
     "ack": Ack,
+    "report": Report,
     "recall": Recall,
     "receipts": Receipts,
     "group_create": GroupCreate,
@@ -216,6 +244,8 @@ MODELS: dict[str, type[Frame]] = {
     "group_mute_member": GroupMuteMember,
     "group_mute_all": GroupMuteAll,
     "group_dismiss": GroupDismiss,
+    "presence_subscribe": PresenceSubscribe,
+    "presence_unsubscribe": PresenceUnsubscribe,
 }
 
 

@@ -60,3 +60,7 @@ def configure(level: str, fmt: str) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # At DEBUG these two log the start of every frame: tokens and message text. Parley's
+    # own DEBUG lines say what is needed without them.
+    for name in ("uvicorn.error", "websockets"):
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

@@ -6,10 +6,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app.broker import Broker
 from app.config import Settings
 from app.security import PasswordVault
 from app.storage.db import Database
+from app.webhooks.outbox import HookDirectory
+
+# (ctx, connection, outgoing, msg_id); see Context.persist_hooks.
+PersistHook = Callable[["Context", AsyncConnection, Any, str], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -21,3 +27,8 @@ class Context:
     # Steps every message passes between validation and storage, in order; each takes
     # and returns an app.services.messages.Outgoing. Moderation and hooks join here.
     send_stages: tuple[Callable[[Context, Any], Awaitable[Any]], ...] = field(default=())
+    # Run inside a message's write transaction once its row is in, with the connection,
+    # the Outgoing and the new msg_id: what they write commits or rolls back with it.
+    persist_hooks: tuple[PersistHook, ...] = field(default=())
+    # Which apps have webhooks; None where no events are written (the CLI).
+    hooks: HookDirectory | None = None

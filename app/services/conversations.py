@@ -4,6 +4,7 @@ receipts, and the App Server's chat logs."""
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,13 +103,31 @@ async def sync(
                     messages.c.conversation_id == conversation_id,
                     messages.c.seq > max(after_seq, window.low),
                     messages.c.seq <= last_seq,
+                    # Filtered here, not after the limit, so a page never comes back
+                    # empty while has_more says go on.
+                    messages.c.hidden_at_us.is_(None),
                 )
                 .order_by(messages.c.seq)
                 .limit(limit)
             )
         )
+    rows = _within_budget(rows)
     has_more = bool(rows) and rows[-1].seq < last_seq
     return Page([message_view(r) for r in rows], has_more, last_seq)
+
+
+# A sync page stops growing past this many characters of content (always keeping one
+# message), so a page of 200 long messages is not one 6 MB frame; has_more says go on.
+SYNC_PAGE_CHARS = 256 * 1024
+
+
+def _within_budget(rows: list[Any]) -> list[Any]:
+    total = 0
+    for count, row in enumerate(rows):
+        total += len(row.content)
+        if total > SYNC_PAGE_CHARS and count > 0:
+            return rows[:count]
+    return rows
 
 
 async def list_for_user(
@@ -205,7 +224,7 @@ async def _messages_at(conn: AsyncConnection, app_id: int, wanted: list[tuple[st
         return {}
     pairs = [and_(messages.c.conversation_id == c, messages.c.seq == s) for c, s in wanted]
     rows = await conn.execute(select(messages).where(messages.c.app_id == app_id, or_(*pairs)))
-    return {r.conversation_id: r for r in rows}
+    return {r.conversation_id: r for r in rows if r.hidden_at_us is None}
 
 
 def _conversation_view(row: Any, last_message: Any) -> dict[str, Any]:
@@ -325,7 +344,7 @@ async def chat_log(
         )
     if cursor is not None:
         at, key = _decode_cursor(cursor)
-        if not key.isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", key):
             raise InvalidRequest("The cursor is not one this API returned.", code="bad_cursor")
         query = query.where(
             or_(
@@ -338,7 +357,8 @@ async def chat_log(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode_cursor(rows[-1].created_at_us, str(rows[-1].id)) if more else None
-    return [message_view(r) for r in rows], next_cursor
+    # A message a reviewer ruled a violation is left out; the cursor still moves past it.
+    return [message_view(r) for r in rows if r.hidden_at_us is None], next_cursor
 
 
 def _encode_cursor(at_us: int, key: str) -> str:
@@ -349,6 +369,8 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, _, key = base64.urlsafe_b64decode(padded).decode().partition("|")
+        if not re.fullmatch(r"-?[0-9]{1,18}", at):
+            raise ValueError(at)
         return int(at), key
     except ValueError as exc:
         raise InvalidRequest("The cursor is not one this API returned.", code="bad_cursor") from exc

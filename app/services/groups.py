@@ -34,9 +34,18 @@ from app.services.messages import (
 from app.storage.db import now_us
 from app.storage.models import apps, conversations, groups, join_requests, members, users
 from app.timefmt import iso_from_us
+from app.webhooks import outbox
 
 GROUP_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 JOIN_POLICIES = ("free", "approval", "invite")
+# Group changes an App Server hears of as webhook events.
+WEBHOOK_EVENTS = {
+    "group_created": "group.created",
+    "group_dismissed": "group.dismissed",
+    "members_added": "group.member_joined",
+    "member_left": "group.member_left",
+    "members_removed": "group.member_removed",
+}
 EDITABLE = ("name", "avatar_url", "notice", "extra", "join_policy", "history_visible")
 
 
@@ -85,8 +94,8 @@ async def _publish(ctx: Context, notice: _Notice | None) -> None:
 
 
 async def _write_notice(
-    conn: AsyncConnection, app_id: int, group_id: str, event: dict[str, Any], now: int,
-    also: tuple[str, ...] = (),
+    ctx: Context, conn: AsyncConnection, app_id: int, group_id: str, event: dict[str, Any],
+    now: int, also: tuple[str, ...] = (),
 ) -> tuple[int, _Notice]:
     """Append a system message for a change; it reaches current members and ``also``."""
     conversation_id = group_conversation_id(group_id)
@@ -98,6 +107,10 @@ async def _write_notice(
     recipients = await membership.current_member_ids(conn, app_id, conversation_id)
     view = message_view(Stored(conversation_id, seq, msg_id, SYSTEM_SENDER, encoded, None, now))
     audience = tuple(dict.fromkeys([*recipients, *also]))
+    hook_type = WEBHOOK_EVENTS.get(event["event"])
+    if hook_type is not None:
+        await outbox.emit(conn, ctx.hooks, app_id, hook_type,
+                          {"group_id": group_id, **event}, now)
     return seq, _Notice(app_id, audience, {"type": "message", "message": view})
 
 
@@ -181,7 +194,7 @@ async def create(
              "joined_seq": 0, "left_seq": None, "muted_until_us": 0}
             for u in founders
         ])
-        _, note = await _write_notice(conn, app_id, group_id, {
+        _, note = await _write_notice(ctx, conn, app_id, group_id, {
             "event": "group_created", "by": actor, "owner": owner, "users": founders}, now)
         row = await membership.load_group(conn, app_id, group_id)
     await _publish(ctx, note)
@@ -211,13 +224,13 @@ async def update_info(
         return await get(ctx, app_id, actor, group_id)
     now = now_us()
     async with ctx.db.write() as conn:
-        group = await membership.load_group(conn, app_id, group_id)
+        group = await membership.load_group(conn, app_id, group_id, lock=True)
         _live(group)
         membership.access_manage(await _actor(conn, app_id, group_id, actor), actor is None)
         await conn.execute(update(groups).where(groups.c.app_id == app_id,
                                                 groups.c.id == group_id)
                            .values(**changes, updated_at_us=now))
-        _, note = await _write_notice(conn, app_id, group_id, {
+        _, note = await _write_notice(ctx, conn, app_id, group_id, {
             "event": "group_updated", "by": actor, "fields": sorted(changes)}, now)
         row = await membership.load_group(conn, app_id, group_id)
     await _publish(ctx, note)
@@ -263,12 +276,13 @@ async def add_members(
     now = now_us()
     conversation_id = group_conversation_id(group_id)
     async with ctx.db.write() as conn:
-        group = await membership.load_group(conn, app_id, group_id)
+        group = await membership.load_group(conn, app_id, group_id, lock=True)
         _live(group)
         if approved_by is None:
             membership.access_add(group, await _actor(conn, app_id, group_id, actor),
                                   actor is None)
         found = await _existing_users(conn, app_id, wanted)
+        known = await membership.load_members(conn, app_id, conversation_id, list(found))
         outcomes: dict[str, Outcome] = {}
         joining: list[tuple[str, Member | None]] = []
         room = group.member_limit - group.member_count
@@ -276,7 +290,7 @@ async def add_members(
             if user not in found:
                 outcomes[user] = Outcome(user, "error", user_not_found().to_dict())
                 continue
-            old = await membership.load_member(conn, app_id, conversation_id, user)
+            old = known.get(user)
             if old is not None and old.current:
                 outcomes[user] = Outcome(user, "already_member")
             elif len(joining) >= room:
@@ -288,7 +302,7 @@ async def add_members(
         if joining:
             event = {"event": "members_added", "by": approved_by or actor,
                      "users": [u for u, _ in joining]}
-            seq, note = await _write_notice(conn, app_id, group_id, event, now)
+            seq, note = await _write_notice(ctx, conn, app_id, group_id, event, now)
             await _enter(conn, app_id, group, seq, joining)
             note = await _refresh_audience(conn, app_id, conversation_id, note)
             for user, _ in joining:
@@ -305,19 +319,21 @@ async def _enter(conn: AsyncConnection, app_id: int, group: Any, seq: int,
     """New members see from their join notice on, or all history if the group allows."""
     conversation_id = group_conversation_id(group.id)
     joined_seq = 0 if group.history_visible else seq - 1
+    fresh = []
     for user, old in joining:
         # The read marker never moves back, not even across a leave and a rejoin.
         read_seq = max(old.read_seq if old else 0, seq - 1 if joined_seq else 0)
         values = {"role": MEMBER, "joined_seq": joined_seq, "left_seq": None,
                   "muted_until_us": 0, "read_seq": read_seq}
         if old is None:
-            await conn.execute(insert(members).values(
-                app_id=app_id, user_id=user, conversation_id=conversation_id, peer_id="",
-                delivered_seq=0, **values))
+            fresh.append({"app_id": app_id, "user_id": user, "conversation_id": conversation_id,
+                          "peer_id": "", "delivered_seq": 0, **values})
         else:
             await conn.execute(update(members).where(
                 members.c.app_id == app_id, members.c.conversation_id == conversation_id,
                 members.c.user_id == user).values(**values))
+    if fresh:
+        await conn.execute(insert(members), fresh)
     await conn.execute(update(groups).where(groups.c.app_id == app_id, groups.c.id == group.id)
                        .values(member_count=groups.c.member_count + len(joining)))
 
@@ -336,13 +352,14 @@ async def remove_members(
     now = now_us()
     conversation_id = group_conversation_id(group_id)
     async with ctx.db.write() as conn:
-        group = await membership.load_group(conn, app_id, group_id)
+        group = await membership.load_group(conn, app_id, group_id, lock=True)
         _live(group)
         me = await _actor(conn, app_id, group_id, actor)
         outcomes: dict[str, Outcome] = {}
         leaving: list[str] = []
+        known = await membership.load_members(conn, app_id, conversation_id, targets)
         for user in dict.fromkeys(targets):
-            target = await membership.load_member(conn, app_id, conversation_id, user)
+            target = known.get(user)
             if target is None or not target.current:
                 outcomes[user] = Outcome(user, "not_member")
                 continue
@@ -355,17 +372,18 @@ async def remove_members(
         note = None
         if leaving:
             event = {"event": "members_removed", "by": actor, "users": leaving}
-            note = await _leave(conn, app_id, group_id, leaving, event, now)
+            note = await _leave(ctx, conn, app_id, group_id, leaving, event, now)
             for user in leaving:
                 outcomes[user] = Outcome(user, "removed")
     await _publish(ctx, note)
     return [outcomes[u] for u in dict.fromkeys(targets)]
 
 
-async def _leave(conn: AsyncConnection, app_id: int, group_id: str, leaving: list[str],
+async def _leave(ctx: Context, conn: AsyncConnection, app_id: int, group_id: str,
+                 leaving: list[str],
                  event: dict[str, Any], now: int) -> _Notice:
     """The leavers see the notice of their own leaving, and nothing after it."""
-    seq, note = await _write_notice(conn, app_id, group_id, event, now)
+    seq, note = await _write_notice(ctx, conn, app_id, group_id, event, now)
     await conn.execute(update(members).where(
         members.c.app_id == app_id, members.c.conversation_id == group_conversation_id(group_id),
         members.c.user_id.in_(leaving)).values(left_seq=seq, role=MEMBER))
@@ -377,7 +395,7 @@ async def _leave(conn: AsyncConnection, app_id: int, group_id: str, leaving: lis
 async def leave(ctx: Context, app_id: int, user: str, group_id: str) -> None:
     now = now_us()
     async with ctx.db.write() as conn:
-        group = await membership.load_group(conn, app_id, group_id)
+        group = await membership.load_group(conn, app_id, group_id, lock=True)
         _live(group)
         me = await _actor(conn, app_id, group_id, user)
         if me is None or not me.current:
@@ -385,7 +403,7 @@ async def leave(ctx: Context, app_id: int, user: str, group_id: str) -> None:
         if me.role == OWNER:
             raise Forbidden("The owner must transfer ownership before leaving.",
                             code="owner_cannot_leave")
-        note = await _leave(conn, app_id, group_id, [user],
+        note = await _leave(ctx, conn, app_id, group_id, [user],
                             {"event": "member_left", "users": [user]}, now)
     await _publish(ctx, note)
 
@@ -469,7 +487,7 @@ async def transfer(ctx: Context, app_id: int, actor: str | None, group_id: str,
     now = now_us()
     conversation_id = group_conversation_id(group_id)
     async with ctx.db.write() as conn:
-        group = await membership.load_group(conn, app_id, group_id)
+        group = await membership.load_group(conn, app_id, group_id, lock=True)
         _live(group)
         membership.access_owner(await _actor(conn, app_id, group_id, actor), actor is None)
         target = await membership.load_member(conn, app_id, conversation_id, new_owner)
@@ -480,7 +498,7 @@ async def transfer(ctx: Context, app_id: int, actor: str | None, group_id: str,
         await conn.execute(update(groups).where(groups.c.app_id == app_id,
                                                 groups.c.id == group_id)
                            .values(owner_id=new_owner, updated_at_us=now))
-        _, note = await _write_notice(conn, app_id, group_id, {
+        _, note = await _write_notice(ctx, conn, app_id, group_id, {
             "event": "owner_changed", "by": actor, "owner": new_owner}, now)
         row = await membership.load_group(conn, app_id, group_id)
     await _publish(ctx, note)
@@ -502,7 +520,7 @@ async def set_role(ctx: Context, app_id: int, actor: str | None, group_id: str, 
     now = now_us()
     conversation_id = group_conversation_id(group_id)
     async with ctx.db.write() as conn:
-        group = await membership.load_group(conn, app_id, group_id)
+        group = await membership.load_group(conn, app_id, group_id, lock=True)
         _live(group)
         membership.access_owner(await _actor(conn, app_id, group_id, actor), actor is None)
         target = await membership.load_member(conn, app_id, conversation_id, user)
@@ -510,7 +528,7 @@ async def set_role(ctx: Context, app_id: int, actor: str | None, group_id: str, 
             raise InvalidRequest("Roles change only for current members other than the owner.",
                                  code="not_a_member")
         await _set_role(conn, app_id, conversation_id, user, role)
-        _, note = await _write_notice(conn, app_id, group_id, {
+        _, note = await _write_notice(ctx, conn, app_id, group_id, {
             "event": "role_changed", "by": actor, "users": [user], "role": role}, now)
     await _publish(ctx, note)
 
@@ -521,7 +539,7 @@ async def mute_member(ctx: Context, app_id: int, actor: str | None, group_id: st
     now = now_us()
     conversation_id = group_conversation_id(group_id)
     async with ctx.db.write() as conn:
-        group = await membership.load_group(conn, app_id, group_id)
+        group = await membership.load_group(conn, app_id, group_id, lock=True)
         _live(group)
         me = await _actor(conn, app_id, group_id, actor)
         target = await membership.load_member(conn, app_id, conversation_id, user)
@@ -531,7 +549,7 @@ async def mute_member(ctx: Context, app_id: int, actor: str | None, group_id: st
         await conn.execute(update(members).where(
             members.c.app_id == app_id, members.c.conversation_id == conversation_id,
             members.c.user_id == user).values(muted_until_us=until_us))
-        _, note = await _write_notice(conn, app_id, group_id, {
+        _, note = await _write_notice(ctx, conn, app_id, group_id, {
             "event": "member_muted", "by": actor, "users": [user],
             "until": iso_from_us(until_us) if until_us else None}, now)
     await _publish(ctx, note)
@@ -541,13 +559,13 @@ async def mute_all(ctx: Context, app_id: int, actor: str | None, group_id: str, 
                    ) -> None:
     now = now_us()
     async with ctx.db.write() as conn:
-        group = await membership.load_group(conn, app_id, group_id)
+        group = await membership.load_group(conn, app_id, group_id, lock=True)
         _live(group)
         membership.access_manage(await _actor(conn, app_id, group_id, actor), actor is None)
         await conn.execute(update(groups).where(groups.c.app_id == app_id,
                                                 groups.c.id == group_id)
                            .values(mute_all=on, updated_at_us=now))
-        _, note = await _write_notice(conn, app_id, group_id, {
+        _, note = await _write_notice(ctx, conn, app_id, group_id, {
             "event": "group_muted", "by": actor, "on": on}, now)
     await _publish(ctx, note)
 
@@ -556,12 +574,12 @@ async def dismiss(ctx: Context, app_id: int, actor: str | None, group_id: str) -
     """End the group: members keep what they saw, nobody posts again."""
     now = now_us()
     async with ctx.db.write() as conn:
-        group = await membership.load_group(conn, app_id, group_id)
+        group = await membership.load_group(conn, app_id, group_id, lock=True)
         _live(group)
         membership.access_owner(await _actor(conn, app_id, group_id, actor), actor is None)
         everyone = await membership.current_member_ids(conn, app_id,
                                                        group_conversation_id(group_id))
-        note = await _leave(conn, app_id, group_id, everyone,
+        note = await _leave(ctx, conn, app_id, group_id, everyone,
                             {"event": "group_dismissed", "by": actor}, now)
         note.recipients = tuple(everyone)
         await conn.execute(update(groups).where(groups.c.app_id == app_id,

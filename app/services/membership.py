@@ -54,10 +54,14 @@ def not_allowed(message: str) -> Forbidden:
     return Forbidden(message, code="not_allowed")
 
 
-async def load_group(conn: AsyncConnection, app_id: int, group_id: str) -> Any:
-    row = (
-        await conn.execute(select(groups).where(groups.c.app_id == app_id, groups.c.id == group_id))
-    ).first()
+async def load_group(conn: AsyncConnection, app_id: int, group_id: str, lock: bool = False
+                     ) -> Any:
+    """The group's row; with ``lock``, held until the transaction ends, so that changes
+    to one group (joins against its limit, removals, dismissal) happen one at a time."""
+    query = select(groups).where(groups.c.app_id == app_id, groups.c.id == group_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
     if row is None:
         raise group_not_found()
     return row
@@ -79,6 +83,23 @@ async def load_member(
         return None
     return Member(row.user_id, row.role, row.joined_seq, row.left_seq, row.muted_until_us,
                   row.read_seq)
+
+
+async def load_members(
+    conn: AsyncConnection, app_id: int, conversation_id: str, user_ids: list[str]
+) -> dict[str, Member]:
+    """Many members' rows in one query: a batch of 2,000 must not be 2,000 queries."""
+    if not user_ids:
+        return {}
+    rows = await conn.execute(
+        select(members).where(
+            members.c.app_id == app_id,
+            members.c.conversation_id == conversation_id,
+            members.c.user_id.in_(list(dict.fromkeys(user_ids))),
+        )
+    )
+    return {r.user_id: Member(r.user_id, r.role, r.joined_seq, r.left_seq, r.muted_until_us,
+                              r.read_seq) for r in rows}
 
 
 async def current_member_ids(conn: AsyncConnection, app_id: int, conversation_id: str

@@ -29,6 +29,7 @@ from app.services.context import Context
 from app.storage.db import now_us
 from app.storage.models import conversations, members, mentions, messages
 from app.timefmt import iso_from_us
+from app.webhooks import outbox
 
 SYSTEM_SENDER = ""
 CUSTOM_TYPE_MAX = 64
@@ -48,6 +49,13 @@ class Outgoing:
     content: dict[str, Any]
     client_msg_id: str | None = None
     origin_connection: str | None = None
+    # Set by a moderation stage: the category the message is flagged with for review,
+    # shown to recipients; and what the stages found, for the persist hooks to record.
+    risk: str | None = None
+    findings: tuple[Any, ...] = ()
+    # False for an App Server send that asked not to trigger webhooks, so a receiver
+    # that answers an event by posting into the conversation cannot start a loop.
+    hooks: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +86,19 @@ def validate_content(ctx: Context, content: Any) -> dict[str, Any]:
         raise InvalidRequest("content must be an object.", code="invalid_content")
     kind = content.get("type")
     if kind == "text":
-        return _text_content(ctx, content)
-    if kind == "custom":
-        return _custom_content(ctx, content)
-    raise InvalidRequest('content.type must be "text" or "custom".', code="invalid_content")
+        checked = _text_content(ctx, content)
+    elif kind == "custom":
+        checked = _custom_content(ctx, content)
+    else:
+        raise InvalidRequest('content.type must be "text" or "custom".', code="invalid_content")
+    try:
+        orjson.dumps(checked)
+    except orjson.JSONEncodeError as exc:
+        # A lone surrogate in a string, or an integer past 64 bits, that JSON over REST
+        # let in but that cannot be stored and sent on.
+        raise InvalidRequest("content holds text or a number that cannot be stored.",
+                             code="invalid_content") from exc
+    return checked
 
 
 def _text_content(ctx: Context, content: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +140,11 @@ def _custom_content(ctx: Context, content: dict[str, Any]) -> dict[str, Any]:
         )
     if "text" in content:
         _text_content(ctx, {"type": "text", "text": content["text"]})
-    size = len(orjson.dumps(content))
+    try:
+        size = len(orjson.dumps(content))
+    except orjson.JSONEncodeError as exc:
+        raise InvalidRequest("content holds text or a number that cannot be stored.",
+                             code="invalid_content") from exc
     if size > ctx.settings.max_custom_bytes:
         raise InvalidRequest(
             f"custom content is {size} bytes; the limit is {ctx.settings.max_custom_bytes}.",
@@ -157,6 +178,8 @@ async def send_direct(
     content: Any,
     client_msg_id: str | None = None,
     origin_connection: str | None = None,
+    *,
+    hooks: bool = True,
 ) -> Ack:
     """A 1:1 message from one user of the app to another."""
     if not await user_service.exists(ctx, app_id, recipient):
@@ -169,12 +192,19 @@ async def send_direct(
         _refuse_mentions(validate_content(ctx, content)),
         validate_client_msg_id(client_msg_id),
         origin_connection,
+        hooks=hooks,
     )
     return await _send(ctx, outgoing)
 
 
 async def send_notice(
-    ctx: Context, app_id: int, recipient: str, content: Any, client_msg_id: str | None = None
+    ctx: Context,
+    app_id: int,
+    recipient: str,
+    content: Any,
+    client_msg_id: str | None = None,
+    *,
+    hooks: bool = True,
 ) -> Ack:
     """A system notice from the App Server, in the user's own system conversation."""
     if not await user_service.exists(ctx, app_id, recipient):
@@ -186,6 +216,7 @@ async def send_notice(
         (recipient,),
         _refuse_mentions(validate_content(ctx, content)),
         validate_client_msg_id(client_msg_id),
+        hooks=hooks,
     )
     return await _send(ctx, outgoing)
 
@@ -198,6 +229,8 @@ async def send_group(
     content: Any,
     client_msg_id: str | None = None,
     origin_connection: str | None = None,
+    *,
+    hooks: bool = True,
 ) -> Ack:
     """A message to a group, from a member (or from the system when sender is empty).
 
@@ -210,11 +243,18 @@ async def send_group(
         validate_content(ctx, content),
         validate_client_msg_id(client_msg_id),
         origin_connection,
+        hooks=hooks,
     )
     return await _send(ctx, outgoing)
 
 
 async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
+    if outgoing.client_msg_id is not None:
+        # A resend of a stored message gets its ack again before any stage runs: it
+        # must not use up a rate-limit token or ask the App Server's hook twice.
+        earlier = await _find_duplicate(ctx, outgoing)
+        if earlier is not None:
+            return earlier
     for stage in ctx.send_stages:
         outgoing = await stage(ctx, outgoing)
     encoded = orjson.dumps(outgoing.content).decode()
@@ -237,6 +277,7 @@ async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
             orjson.Fragment(encoded),
             outgoing.client_msg_id,
             ack.created_at_us,
+            outgoing.risk,
         )
         await ctx.broker.publish(
             Delivery(
@@ -271,7 +312,15 @@ async def _persist(
             recipients = outgoing.members
         msg_id = ids.new_message_id()
         await insert_message(conn, outgoing.app_id, outgoing.conversation_id, seq, msg_id,
-                             outgoing.sender, encoded, now, outgoing.client_msg_id)
+                             outgoing.sender, encoded, now, outgoing.client_msg_id,
+                             risk=outgoing.risk)
+        for hook in ctx.persist_hooks:
+            await hook(ctx, conn, outgoing, msg_id)
+        if outgoing.hooks:
+            stored = Stored(outgoing.conversation_id, seq, msg_id, outgoing.sender, encoded,
+                            outgoing.client_msg_id, now, outgoing.risk)
+            await outbox.emit(conn, ctx.hooks, outgoing.app_id, "message.sent",
+                              {"message": message_view(stored)}, now)
         if outgoing.sender != SYSTEM_SENDER:
             # Writing in a conversation counts as having read it up to there.
             await conn.execute(
@@ -311,6 +360,7 @@ async def insert_message(
     now: int,
     client_msg_id: str | None = None,
     countable: bool = True,
+    risk: str | None = None,
 ) -> None:
     await conn.execute(
         insert(messages).values(
@@ -323,6 +373,7 @@ async def insert_message(
             content=encoded,
             created_at_us=now,
             countable=countable,
+            risk=risk,
         )
     )
 
@@ -432,6 +483,7 @@ def _view(
     content: Any,
     client_msg_id: str | None,
     created_at_us: int,
+    risk: str | None = None,
 ) -> dict[str, Any]:
     to: str | None
     if conversation_id.startswith(("sys:", "grp:")):
@@ -449,6 +501,9 @@ def _view(
         "content": content,
         "client_msg_id": client_msg_id,
         "created_at": iso_from_us(created_at_us),
+        # Null, or the category a content rule flagged the message with: a client may
+        # show it as a warning.
+        "risk": risk,
     }
 
 
@@ -463,6 +518,7 @@ class Stored:
     content: str
     client_msg_id: str | None
     created_at_us: int
+    risk: str | None = None
 
 
 def message_view(row: Any) -> dict[str, Any]:
@@ -475,4 +531,5 @@ def message_view(row: Any) -> dict[str, Any]:
         orjson.Fragment(row.content),
         row.client_msg_id,
         row.created_at_us,
+        row.risk,
     )

@@ -31,6 +31,7 @@ from app.services.messages import (
 )
 from app.storage.db import now_us
 from app.storage.models import members, messages
+from app.webhooks import outbox
 
 TOMBSTONE = '{"type":"recalled"}'
 
@@ -39,10 +40,15 @@ def _no_message() -> NotFound:
     return NotFound("No such message in this conversation.", code="message_not_found")
 
 
-async def _target(conn: AsyncConnection, app_id: int, conversation_id: str, seq: int) -> Any:
-    row = (await conn.execute(select(messages).where(
+async def _target(conn: AsyncConnection, app_id: int, conversation_id: str, seq: int,
+                  lock: bool = False) -> Any:
+    query = select(messages).where(
         messages.c.app_id == app_id, messages.c.conversation_id == conversation_id,
-        messages.c.seq == seq))).first()
+        messages.c.seq == seq)
+    if lock:
+        # Two recalls of one message take turns, so only one tombstone notice is written.
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
     if row is None:
         raise _no_message()
     return row
@@ -84,7 +90,7 @@ async def recall(ctx: Context, app_id: int, actor: str | None, conversation_id: 
                  seq: int) -> dict[str, Any]:
     now = now_us()
     async with ctx.db.write() as conn:
-        row = await _target(conn, app_id, conversation_id, seq)
+        row = await _target(conn, app_id, conversation_id, seq, lock=True)
         me = None
         if actor is not None:
             me = await _visible_member(conn, app_id, conversation_id, actor, seq)
@@ -107,6 +113,9 @@ async def recall(ctx: Context, app_id: int, actor: str | None, conversation_id: 
         await insert_message(conn, app_id, conversation_id, notice_seq, msg_id, SYSTEM_SENDER,
                              encoded, now, countable=False)
         audience = await _audience(conn, app_id, conversation_id)
+        await outbox.emit(conn, ctx.hooks, app_id, "message.recalled", {
+            "conversation_id": conversation_id, "seq": seq, "msg_id": row.msg_id, "by": actor,
+        }, now)
     view = message_view(Stored(conversation_id, notice_seq, msg_id, SYSTEM_SENDER, encoded,
                                None, now))
     await ctx.broker.publish(Delivery(app_id, audience, {"type": "message", "message": view}))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, insert, select
 
 from app import security
 from app.broker import Delivery
@@ -79,6 +79,10 @@ async def verify(ctx: Context, token: str, app_key: str | None = None) -> Sessio
                 select(login_tokens.c.app_id, login_tokens.c.user_id, login_tokens.c.expires_at_us,
                        apps.c.key)
                 .join(apps, apps.c.id == login_tokens.c.app_id)
+                # A token outlives nobody: a token minted while its user was being
+                # deleted finds no user here and opens nothing.
+                .join(users_table, and_(users_table.c.app_id == login_tokens.c.app_id,
+                                        users_table.c.id == login_tokens.c.user_id))
                 .where(login_tokens.c.digest == security.digest(token))
             )
         ).first()
@@ -101,12 +105,11 @@ async def password_login(
                 .where(apps.c.key == app_key, users_table.c.id == user_id)
             )
         ).first()
-    ok = (
-        row is not None
-        and row.password_hash is not None
-        and await ctx.vault.verify(row.password_hash, password_md5.lower())
-    )
-    if not ok or row is None:
+    # Hash even when there is nothing to compare with, so the time taken does not say
+    # whether the user exists or has a password.
+    stored = row.password_hash if row is not None and row.password_hash else None
+    ok = await ctx.vault.verify(stored or ctx.vault.decoy, password_md5.lower())
+    if not ok or stored is None or row is None:
         raise AuthClose("User ID or password is wrong.", code="bad_password")
     minted = await _insert(ctx, row.id, user_id, ctx.settings.token_ttl_seconds)
     return Session(row.id, app_key, user_id, minted.expires_at_us), minted

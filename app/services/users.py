@@ -7,9 +7,10 @@ Users are named by MD5 ID only; the raw ID an App Server sends is hashed in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -20,6 +21,7 @@ from app.services.context import Context
 from app.storage.db import now_us
 from app.storage.models import login_tokens, users
 from app.timefmt import iso_from_us
+from app.webhooks import outbox
 
 PASSWORD_MD5_PATTERN = r"^[0-9a-fA-F]{32}$"
 
@@ -29,14 +31,23 @@ class UserFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    nickname: str | None = Field(None, max_length=128)
-    avatar_url: str | None = Field(None, max_length=2048)
-    extra: dict[str, Any] | None = None
+    nickname: Annotated[str | None, AfterValidator(_storable)] = Field(None, max_length=128)
+    avatar_url: Annotated[str | None, AfterValidator(_storable)] = Field(None, max_length=2048)
+    extra: Annotated[dict[str, Any] | None, AfterValidator(_storable)] = None
     password_md5: str | None = Field(
         None,
         pattern=PASSWORD_MD5_PATTERN,
         description="MD5 hex of the password, as mobile SDKs send it; kept only under argon2id.",
     )
+
+
+def _storable(value: Any) -> Any:
+    """What is stored must encode: no lone surrogates, no integers past 64 bits."""
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError("holds text or a number that cannot be stored") from exc
+    return value
 
 
 class UserImportItem(UserFields):
@@ -162,6 +173,9 @@ async def _upsert(
             },
         )
         await conn.execute(stmt, rows)
+        for md5 in accepted:
+            await outbox.emit(conn, ctx.hooks, app_id, "user.imported", {
+                "user_id_md5": md5, "created": md5 not in existing}, now)
     return set(accepted) - set(existing)
 
 
@@ -199,8 +213,11 @@ async def update_user(
         result = await conn.execute(
             update(users).where(users.c.app_id == app_id, users.c.id == user_id).values(values)
         )
-    if result.rowcount == 0:
-        raise user_not_found()
+        if result.rowcount == 0:
+            raise user_not_found()
+        changed = sorted(fields.model_fields_set)  # names only: never a password digest
+        await outbox.emit(conn, ctx.hooks, app_id, "user.updated",
+                          {"user_id_md5": user_id, "fields": changed}, values["updated_at_us"])
     return await get(ctx, app_id, user_id)
 
 
@@ -230,6 +247,8 @@ async def delete_user(ctx: Context, app_id: int, user_id: str) -> None:
                 login_tokens.c.app_id == app_id, login_tokens.c.user_id == user_id
             )
         )
+        await outbox.emit(conn, ctx.hooks, app_id, "user.deleted", {"user_id_md5": user_id},
+                          now_us())
     await ctx.broker.publish(
         Delivery(
             app_id,

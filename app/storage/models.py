@@ -51,6 +51,11 @@ class App(Base):
     created_at_us: Mapped[int] = mapped_column(BigInteger)
     # Null: PARLEY_GROUP_MEMBER_LIMIT applies.
     group_member_limit: Mapped[int | None] = mapped_column(Integer)
+    # The before-send hook: Parley asks this URL before accepting each message.
+    before_send_url: Mapped[str | None] = mapped_column(String(2048))
+    before_send_secret: Mapped[str | None] = mapped_column(String(64))
+    before_send_timeout_ms: Mapped[int | None] = mapped_column(Integer)
+    before_send_on_error: Mapped[str | None] = mapped_column(String(8))  # allow | reject
 
 
 class User(Base):
@@ -181,6 +186,169 @@ class Message(Base):
     # notices and tombstones do not.
     countable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     recalled_at_us: Mapped[int | None] = mapped_column(BigInteger)
+    # Content security (app.moderation): the category a rule flagged the message with,
+    # shown to clients as a warning; and when a reviewer ruled it a violation, after
+    # which reads leave it out.
+    risk: Mapped[str | None] = mapped_column(String(64))
+    hidden_at_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ModerationSettings(Base):
+    """An app's content-security settings, and the version every node compares its
+    cached lists against. Any change to the app's keywords or domains bumps it."""
+
+    __tablename__ = "moderation_settings"
+
+    app_id: Mapped[int] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)
+    # Only the settings the app changed; the rest follow the node's defaults.
+    overrides: Mapped[dict] = mapped_column(JSON)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class Keyword(Base):
+    __tablename__ = "moderation_keywords"
+    __table_args__ = (
+        # Two spellings of one word (case, width, accents) are one keyword.
+        UniqueConstraint("app_id", "key"),
+        Index(None, "app_id", "category", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    word: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(8))  # block | mask | review
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class DomainEntry(Base):
+    __tablename__ = "moderation_domains"
+    __table_args__ = (
+        UniqueConstraint("app_id", "domain"),
+        Index(None, "app_id", "list", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    domain: Mapped[str] = mapped_column(String(253))  # ASCII, punycode labels
+    list: Mapped[str] = mapped_column(String(8))  # block | allow
+    category: Mapped[str] = mapped_column(String(64))
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModerationEvent(Base):
+    """One entry of the moderation log: a block, mask, flag, slow-down or report."""
+
+    __tablename__ = "moderation_log"
+    __table_args__ = (
+        Index(None, "app_id", "id"),
+        Index(None, "app_id", "status", "id"),
+        Index(None, "app_id", "msg_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(8))  # block | mask | review | slow | report
+    source: Mapped[str] = mapped_column(String(16))  # keyword | link | flood | report
+    rule: Mapped[str | None] = mapped_column(String(256))
+    category: Mapped[str | None] = mapped_column(String(64))
+    # Null for a refused message: it was never stored.
+    msg_id: Mapped[str | None] = mapped_column(String(26))
+    conversation_id: Mapped[str | None] = mapped_column(String(80))
+    sender_id: Mapped[str | None] = mapped_column(String(32))
+    reporter_id: Mapped[str | None] = mapped_column(String(32))
+    # The text as typed, before any mask: the only copy of a refused message.
+    excerpt: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(String(200))
+    # open | fine | violation for what awaits a reviewer; null when nothing does.
+    status: Mapped[str | None] = mapped_column(String(12))
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    decided_at_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebhookEndpoint(Base):
+    """Where an app wants its events. The secret signs requests, so it is kept as is."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index(None, "app_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    event_types: Mapped[list] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(512))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookEvent(Base):
+    """The outbox: written in the transaction that caused the event."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index(None, "fanned_out", "id"),
+        Index(None, "app_id", "created_at_us"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(32), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(48))
+    # The whole request body, as sent; spliced in unparsed.
+    body: Mapped[str] = mapped_column(Text)
+    # Set once a delivery row exists for each endpoint that wanted the event.
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint. ``next_attempt_at_us`` doubles as a lease: a claim
+    pushes it forward, so a node that dies mid-send leaves the delivery due again."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at_us"),
+        Index(None, "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_row_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("webhook_events.id", ondelete="CASCADE"),
+    )
+    status: Mapped[str] = mapped_column(String(12))  # pending | delivered | failed | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at_us: Mapped[int] = mapped_column(BigInteger)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index(None, "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+    )
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(512))
+    duration_ms: Mapped[int] = mapped_column(Integer)
 
 
 # Core tables for the hot paths, which use statements rather than ORM objects.
@@ -193,3 +361,11 @@ messages = cast(Table, Message.__table__)
 groups = cast(Table, Group.__table__)
 join_requests = cast(Table, JoinRequest.__table__)
 mentions = cast(Table, Mention.__table__)
+webhook_endpoints = cast(Table, WebhookEndpoint.__table__)
+webhook_events = cast(Table, WebhookEvent.__table__)
+webhook_deliveries = cast(Table, WebhookDelivery.__table__)
+webhook_attempts = cast(Table, WebhookAttempt.__table__)
+moderation_settings = cast(Table, ModerationSettings.__table__)
+keywords = cast(Table, Keyword.__table__)
+domains = cast(Table, DomainEntry.__table__)
+moderation_log = cast(Table, ModerationEvent.__table__)
