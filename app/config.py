@@ -113,8 +113,14 @@ class Settings(BaseSettings):
     # login closes the user's older connections on the same platform, on every node.
     device_policy: str = Field("multi", pattern="^(multi|one_per_platform)$")
     # SIGTERM to exit: clients are sent elsewhere (4010), queues flushed, then exit.
-    # Load balancers retry a health check every few seconds; 10 s covers one or two.
+    # Clients leave in milliseconds; the rest is room for a slow request in hand, and it
+    # stays under the 15-30 s orchestrators wait before they SIGKILL.
     drain_timeout_seconds: float = Field(10.0, gt=0)
+
+    # Broadcasts: users given the notice per second, per node, so a broadcast to a
+    # million users takes about an hour and never starves live traffic.
+    broadcast_rate_per_second: float = Field(300.0, gt=0)
+    broadcast_batch: int = Field(100, ge=1)
 
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|text)$")

@@ -29,6 +29,7 @@ from app.observability import metrics as observability_metrics
 from app.observability.logging import configure as configure_logging
 from app.security import PasswordVault
 from app.services.context import Context
+from app.services.push import Broadcaster
 from app.storage import migrate
 from app.storage.db import Database
 from app.webhooks.before_send import BeforeSendHook
@@ -77,10 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.node = node
         app.state.dispatcher = dispatcher
         dispatcher.start()
+        broadcaster = Broadcaster(app.state.ctx)
+        broadcaster.start()
         logger.info("parley started", extra={"database": db.url.get_backend_name()})
         try:
             yield
         finally:
+            await broadcaster.stop()
             await dispatcher.stop()
             await hub.stop()
             await node.stop()

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from app import ids
 from app.api.deps import CallingApp, Ctx, UserPath
 from app.api.responses import ERRORS, OrjsonResponse
-from app.api.schemas import AckOut, MessagePage, NoticeRequest, SendRequest
-from app.errors import InvalidRequest, user_not_found
-from app.services import conversations, messages, users
+from app.api.schemas import (
+    HOOKS_HELP,
+    AckOut,
+    Body,
+    Content,
+    MessagePage,
+    NoticeRequest,
+    SendRequest,
+)
+from app.errors import InvalidRequest, ParleyError, user_not_found
+from app.services import conversations, messages, push, users
 from app.timefmt import us_from_datetime
 
 router = APIRouter(prefix="/v1", tags=["messages"], responses=ERRORS)
@@ -91,3 +100,73 @@ async def user_chat_log(
         cursor=cursor, limit=limit,
     )
     return OrjsonResponse({"messages": items, "next_cursor": next_cursor})
+
+
+class PushRequest(Body):
+    """A system notice to up to 1,000 users; name them by raw ID or by MD5 ID."""
+
+    to_user_ids: list[str] | None = Field(None, max_length=1000)
+    to_user_ids_md5: list[str] | None = Field(None, max_length=1000)
+    content: Content
+    trigger_hooks: bool = Field(True, description=HOOKS_HELP)
+
+
+class PushOutcomeOut(BaseModel):
+    user_id_md5: str | None
+    status: Literal["sent", "error"]
+    msg_id: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class PushResult(BaseModel):
+    sent: int
+    failed: int
+    results: list[PushOutcomeOut]
+
+
+class BroadcastRequest(Body):
+    content: Content
+    trigger_hooks: bool = Field(True, description=HOOKS_HELP)
+
+
+class BroadcastOut(BaseModel):
+    broadcast_id: int
+    status: Literal["running", "done"]
+    sent: int = Field(description="Users who have the notice so far.")
+    created_at: str
+    updated_at: str
+
+
+@router.post("/push", operation_id="push_notice")
+async def push_notice(ctx: Ctx, app: CallingApp, body: PushRequest) -> PushResult:
+    """Send one system notice to many users; each gets its own outcome."""
+    if (body.to_user_ids is None) == (body.to_user_ids_md5 is None):
+        raise InvalidRequest("Give exactly one of to_user_ids and to_user_ids_md5.",
+                             code="invalid_user_id")
+    outcomes: list[PushOutcomeOut] = []
+    wanted: list[str] = []
+    for raw in body.to_user_ids or body.to_user_ids_md5 or []:
+        try:
+            wanted.append(ids.md5_of_user_id(raw) if body.to_user_ids is not None
+                          else ids.normalise_md5(raw))
+        except ParleyError as exc:
+            outcomes.append(PushOutcomeOut(user_id_md5=None, status="error",
+                                           error=exc.to_dict()))
+    done = await push.push(ctx, app.id, wanted, body.content, hooks=body.trigger_hooks)
+    outcomes += [PushOutcomeOut.model_validate(o, from_attributes=True) for o in done]
+    sent = sum(1 for o in outcomes if o.status == "sent")
+    return PushResult(sent=sent, failed=len(outcomes) - sent, results=outcomes)
+
+
+@router.post("/broadcasts", status_code=status.HTTP_202_ACCEPTED, operation_id="broadcast")
+async def broadcast(ctx: Ctx, app: CallingApp, body: BroadcastRequest) -> BroadcastOut:
+    """Send a system notice to every user of the app, paced in the background."""
+    return BroadcastOut(**await push.start_broadcast(ctx, app.id, body.content,
+                                                     hooks=body.trigger_hooks))
+
+
+@router.get("/broadcasts/{broadcast_id}", operation_id="get_broadcast")
+async def get_broadcast(ctx: Ctx, app: CallingApp,
+                        broadcast_id: Annotated[int, Path(ge=1)]) -> BroadcastOut:
+    """How far a broadcast has got."""
+    return BroadcastOut(**await push.get_broadcast(ctx, app.id, broadcast_id))

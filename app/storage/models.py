@@ -351,6 +351,26 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
 
 
+class Broadcast(Base):
+    """A system notice to every user of an app, sent a batch at a time. The cursor and
+    lease let any node take over a broadcast whose node died."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index(None, "status", "lease_until_us"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    content: Mapped[str] = mapped_column(Text)
+    hooks: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(8))  # running | done
+    # The last user (by MD5 ID) that has the notice; the next batch starts after it.
+    cursor: Mapped[str] = mapped_column(String(32), default="")
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
 # Core tables for the hot paths, which use statements rather than ORM objects.
 apps = cast(Table, App.__table__)
 users = cast(Table, User.__table__)
@@ -365,6 +385,7 @@ webhook_endpoints = cast(Table, WebhookEndpoint.__table__)
 webhook_events = cast(Table, WebhookEvent.__table__)
 webhook_deliveries = cast(Table, WebhookDelivery.__table__)
 webhook_attempts = cast(Table, WebhookAttempt.__table__)
+broadcasts = cast(Table, Broadcast.__table__)
 moderation_settings = cast(Table, ModerationSettings.__table__)
 keywords = cast(Table, Keyword.__table__)
 domains = cast(Table, DomainEntry.__table__)
