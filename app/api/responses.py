@@ -18,13 +18,13 @@ logger = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(description="Stable, machine-readable; see docs/errors.md.")
+    code: str = Field(description="Stable, machine-readable; docs/protocol.md lists them.")
     message: str
     data: dict[str, Any] | None = None
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 413, 429, 503)
 }
 
 

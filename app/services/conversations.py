@@ -197,6 +197,7 @@ def _unread_count(user_id: str, window: Any) -> Any:
             messages.c.conversation_id == members.c.conversation_id,
             window,
             messages.c.countable.is_(True),
+            messages.c.hidden_at_us.is_(None),
             messages.c.sender_id != user_id,
         )
         .scalar_subquery()
@@ -213,6 +214,7 @@ def _mentioned(user_id: str, window: Any) -> Any:
         messages.c.conversation_id == mentions.c.conversation_id,
         messages.c.seq == mentions.c.seq,
         messages.c.countable.is_(True),
+        messages.c.hidden_at_us.is_(None),
         messages.c.sender_id != user_id,
         window,
     )

@@ -12,6 +12,7 @@ Apps without the hook pay one cached lookup and no request.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from app.errors import Forbidden
+from app.errors import Forbidden, ServiceUnavailable
 from app.services import messages
 from app.services.context import Context
 from app.services.messages import Outgoing
@@ -44,7 +45,14 @@ class BeforeSendHook:
         hooks = await self._directory.get(outgoing.app_id)
         if hooks.before_send is None:
             return outgoing
-        answer = await self._ask(hooks.before_send, hooks.app_key, outgoing)
+        try:
+            # One deadline over everything: DNS, connecting, sending, reading.
+            answer = await asyncio.wait_for(
+                self._ask(hooks.before_send, hooks.app_key, outgoing),
+                hooks.before_send.timeout_ms / 1000,
+            )
+        except TimeoutError:
+            answer = None
         return _apply(ctx, hooks.before_send, outgoing, answer)
 
     async def _ask(self, hook: BeforeSend, app_key: str, outgoing: Outgoing
@@ -88,5 +96,5 @@ def _apply(ctx: Context, hook: BeforeSend, outgoing: Outgoing, answer: dict[str,
             return dataclasses.replace(outgoing, content=content)
     if hook.on_error == "allow":
         return outgoing
-    raise Forbidden("The app's message check did not answer in time.",
-                    code="hook_unavailable")
+    raise ServiceUnavailable("The app's message check did not answer in time.",
+                             code="hook_unavailable")

@@ -50,7 +50,8 @@ async def test_a_violation_is_hidden_from_sync_lists_and_chat_logs(
     api: Api, app: AppCreds, server: Server
 ) -> None:
     """Ruling a flagged message a violation settles its entries and hides it from sync,
-    the conversation list and both chat logs; the messages around it stay."""
+    the conversation list, the unread count and both chat logs; the messages around it
+    stay."""
     r = await api.call(app, "POST", "/v1/moderation/keywords", json={"keywords": [
         {"word": "casino", "category": "gambling", "action": "review"}]})
     assert r.status_code == 200
@@ -71,6 +72,7 @@ async def test_a_violation_is_hidden_from_sync_lists_and_chat_logs(
     for page in (synced["messages"], by_user.json()["messages"], by_conv.json()["messages"]):
         assert [m["msg_id"] for m in page] == [kept["msg_id"]]
     assert synced["last_seq"] == 2 and listed["last_message"] is None
+    assert listed["unread"] == 1  # "hi bob" only: a hidden message is not unread
     assert await _open(api, app) == []
     await a.close()
     await b.close()
