@@ -63,11 +63,13 @@ class Settings(BaseSettings):
     # Per-user send rate, a token bucket each app may tune. A person types well under
     # one message a second; a burst of 50 lets a client flush the outbox it filled
     # while offline in one go.
-    send_rate_per_second: float = Field(5.0, gt=0)
-    send_burst: int = Field(50, ge=1)
+    # The bounds match what an app may set (app.moderation.policy), so a server whose
+    # defaults an app could not choose refuses to start rather than fail each send.
+    send_rate_per_second: float = Field(5.0, gt=0, le=1000)
+    send_burst: int = Field(50, ge=1, le=10000)
     # Flood detection: nearly the same text sent to this many conversations, or a new
     # user opening this many conversations, within the window. 0 turns a rule off.
-    flood_window_seconds: float = Field(60.0, gt=0)
+    flood_window_seconds: float = Field(60.0, gt=0, le=86400)
     flood_conversations: int = Field(10, ge=0, le=64)
     flood_strangers: int = Field(10, ge=0, le=64)
     # How alike two texts must be to count as one (Jaccard of their 3-grams).
@@ -78,8 +80,8 @@ class Settings(BaseSettings):
     # (delivered, flagged). Slow is the default because greetings to many friends at
     # once are a real thing; it delays them rather than losing them.
     flood_action: str = Field("slow", pattern="^(slow|block|review)$")
-    flood_penalty_seconds: float = Field(300.0, gt=0)
-    flood_slow_interval_seconds: float = Field(10.0, gt=0)
+    flood_penalty_seconds: float = Field(300.0, gt=0, le=86400)
+    flood_slow_interval_seconds: float = Field(10.0, gt=0, le=3600)
 
     # OWASP's argon2id baseline (m=19 MiB, t=2, p=1): about 20 ms a hash on one core here.
     argon2_time_cost: int = Field(2, ge=1)
@@ -122,9 +124,24 @@ class Settings(BaseSettings):
     broadcast_rate_per_second: float = Field(300.0, gt=0)
     broadcast_batch: int = Field(100, ge=1)
 
+    # Media uploads (app.media). Files live under this folder unless another store is
+    # wired in; it must be shared by every node (a network mount, or an S3-compatible
+    # store once one is written).
+    media_dir: str = "./media"
+    # 10 MiB takes a phone photo as the camera saved it, with room to spare, while
+    # a full disk stays a matter of many uploads rather than a few.
+    media_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # The types an upload may be, as sniffed from its bytes: the images every client can
+    # show, and a few file types that are not run by opening them.
+    media_types: str = ("image/png,image/jpeg,image/gif,image/webp,application/pdf,"
+                        "application/zip,audio/mpeg,video/mp4")
+
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|text)$")
     docs_enabled: bool = True
+    # The H5 demo at /demo mints a token for any name anyone types: for trying Parley
+    # out on a laptop, never on a server others can reach.
+    demo_enabled: bool = False
 
 
 @lru_cache(maxsize=1)

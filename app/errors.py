@@ -12,6 +12,8 @@ gets ``internal_error`` and no detail, and the traceback goes to the log.
     ├── Forbidden             403
     ├── NotFound              404
     ├── Conflict              409
+    ├── PayloadTooLarge       413  an upload is over its limit
+    ├── UnsupportedMediaType  415  an upload is of a type not accepted
     ├── TooManyRequests       429  slow down: data.retry_after_ms says for how long
     ├── ServiceUnavailable    503  retry later
     ├── ProtocolError         —    data-plane framing is broken; closes the connection
@@ -92,6 +94,16 @@ class NotFound(ParleyError):
 class Conflict(ParleyError):
     code = "conflict"
     http_status = 409
+
+
+class PayloadTooLarge(ParleyError):
+    code = "too_large"
+    http_status = 413
+
+
+class UnsupportedMediaType(ParleyError):
+    code = "unsupported_media_type"
+    http_status = 415
 
 
 class TooManyRequests(ParleyError):

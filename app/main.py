@@ -15,7 +15,8 @@ from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 
 from app import node as cluster
-from app.api import admin, client, docs, groups, messages, moderation, users, webhooks
+from app.api import admin, client, demo, docs, groups, messages, moderation, users, webhooks
+from app.api import media as media_api
 from app.api import presence as presence_api
 from app.api.limits import BodyLimit
 from app.api.responses import install_error_handlers
@@ -23,6 +24,9 @@ from app.config import Settings, get_settings
 from app.errors import ServiceUnavailable
 from app.gateway import endpoint
 from app.gateway.hub import Hub
+from app.media import service as media_service
+from app.media.stage import MediaStage
+from app.media.store import LocalDiskStore
 from app.moderation import review
 from app.moderation.stage import Moderator
 from app.observability import metrics as observability_metrics
@@ -64,15 +68,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         broker = node.broker
         hub.start()
         moderator = Moderator(settings.moderation_cache_seconds)
+        media_stage = MediaStage(moderator.policies)
+        app.state.media_store = LocalDiskStore(settings.media_dir)
         directory = HookDirectory(db, settings.webhook_cache_seconds)
         dispatcher = Dispatcher(settings, db)
         before_send = BeforeSendHook(directory, dispatcher.http, settings.webhook_allow_private,
                                      settings.webhook_max_response_bytes)
         # Local content rules first: they are cheap, and a message they block never
-        # reaches the App Server's hook.
+        # reaches the App Server's hook. The media stage comes after the rate check, so
+        # that a flood of image messages is slowed before any medium is looked up.
         app.state.ctx = Context(settings, db, broker, PasswordVault(settings),
-                                send_stages=(moderator.check, before_send.check),
-                                persist_hooks=(review.record_findings,),
+                                send_stages=(moderator.check, media_stage.check,
+                                             before_send.check),
+                                persist_hooks=(review.record_findings,
+                                               media_service.record_ref),
                                 hooks=directory)
         app.state.hub = hub
         app.state.node = node
@@ -100,13 +109,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       exempt=frozenset({media_api.UPLOAD_PATH}))
     if settings.docs_enabled:
         docs.install(app)
     for router in (admin.router, users.router, messages.router, groups.router, client.router,
                    moderation.router, moderation.client_router, webhooks.router):
         app.include_router(router)
     app.include_router(presence_api.router)
+    if settings.demo_enabled:
+        app.include_router(demo.router)
+    app.include_router(media_api.router)
     app.add_api_websocket_route("/ws", endpoint.serve)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/admin/apps", tags=["admin"], dependencies=[AdminAuth
 
 def _out(app: AppRecord) -> AppOut:
     return AppOut(app_key=app.key, name=app.name, created_at=iso_from_us(app.created_at_us),
-                  group_member_limit=app.group_member_limit)
+                  group_member_limit=app.group_member_limit, device_policy=app.device_policy)
 
 
 def _credentials(new: NewCredentials) -> AppCredentials:
@@ -45,7 +45,8 @@ async def get_app(ctx: Ctx, app_key: str) -> AppOut:
 @router.patch("/{app_key}", operation_id="configure_app")
 async def configure_app(ctx: Ctx, app_key: str, body: AppSettings) -> AppOut:
     """Set the app's own policies; null returns one to the server default."""
-    return _out(await apps.configure(ctx, app_key, body.group_member_limit))
+    changes = {k: getattr(body, k) for k in body.model_fields_set}
+    return _out(await apps.configure(ctx, app_key, changes))
 
 
 @router.post("/{app_key}/secret", operation_id="rotate_app_secret")

@@ -3,6 +3,8 @@
 Without it a caller, before any authentication, could stream an endless body and make
 the server hold it all. The limit is checked against Content-Length first and then
 against what has arrived, so a chunked body is cut off as soon as it passes the limit.
+Paths in ``exempt`` read and limit their bodies themselves, after authenticating (the
+media upload, whose limit is its own setting).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: frozenset[str] = frozenset()
+                 ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)

@@ -138,7 +138,7 @@ class SettingsPatch(Body):
 class LogEntry(BaseModel):
     id: int
     action: Literal["block", "mask", "review", "slow", "report"]
-    source: Literal["keyword", "link", "flood", "report"]
+    source: Literal["keyword", "link", "flood", "qr", "report"]
     rule: str | None = Field(description="The keyword or domain that matched; for a flood, "
                              "same_text or strangers.")
     category: str | None

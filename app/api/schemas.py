@@ -34,8 +34,31 @@ CUSTOM_CONTENT = {
         "text": {"type": "string", "description": "Optional fallback text."},
     },
 }
+_MEDIA_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$",
+             "description": "What POST /v1/me/media returned."}
+IMAGE_CONTENT = {
+    "title": "ImageContent",
+    "type": "object",
+    "required": ["type", "media_id"],
+    "properties": {
+        "type": {"const": "image"},
+        "media_id": _MEDIA_ID,
+        "text": {"type": "string", "description": "Optional caption, as text content."},
+    },
+}
+FILE_CONTENT = {
+    "title": "FileContent",
+    "type": "object",
+    "required": ["type", "media_id"],
+    "properties": {
+        "type": {"const": "file"},
+        "media_id": _MEDIA_ID,
+        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+    },
+}
 Content = Annotated[
-    dict[str, Any], WithJsonSchema({"oneOf": [TEXT_CONTENT, CUSTOM_CONTENT]})
+    dict[str, Any],
+    WithJsonSchema({"oneOf": [TEXT_CONTENT, CUSTOM_CONTENT, IMAGE_CONTENT, FILE_CONTENT]}),
 ]
 
 
@@ -54,10 +77,16 @@ class AppOut(BaseModel):
     group_member_limit: int | None = Field(
         None, description="Null: the server's PARLEY_GROUP_MEMBER_LIMIT applies."
     )
+    device_policy: Literal["multi", "one_per_platform"] | None = Field(
+        None, description="Null: the server's PARLEY_DEVICE_POLICY applies."
+    )
 
 
 class AppSettings(Body):
+    """Only the fields given change; null returns one to the server's default."""
+
     group_member_limit: int | None = Field(None, ge=2, le=1_000_000)
+    device_policy: Literal["multi", "one_per_platform"] | None = None
 
 
 class AppCredentials(AppOut):

@@ -45,6 +45,8 @@ class Connection:
         self.expires_at_us = 0
         # What the client said it runs on, and when it logged in: its presence entry.
         self.platform = "other"
+        # The app's device policy, when it has its own (see Tracker.arrive).
+        self.device_policy: str | None = None
         self.since_us = 0
         # Presence topics this connection watches.
         self.topics: set[str] = set()

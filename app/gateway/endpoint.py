@@ -202,6 +202,7 @@ async def _presence_event(ctx: Context, conn: Connection, event_type: str) -> No
 def _bind(hub: Hub, conn: Connection, session: Session) -> None:
     conn.app_id, conn.app_key = session.app_id, session.app_key
     conn.user_id, conn.expires_at_us = session.user_id, session.expires_at_us
+    conn.device_policy = session.device_policy
     hub.bind(conn)
 
 

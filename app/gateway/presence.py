@@ -56,7 +56,9 @@ class Tracker:
             self._failed("arrive")
             devices = [self._entry(c).device for c in self.hub.devices(entry.app_id,
                                                                         entry.user_id)]
-        if self.one_per_platform:
+        one_per_platform = (conn.device_policy == "one_per_platform"
+                            if conn.device_policy else self.one_per_platform)
+        if one_per_platform:
             devices = await self._replace_older(entry, devices)
         await self._announce(entry.app_id, entry.user_id, devices)
 

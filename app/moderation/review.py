@@ -39,7 +39,7 @@ class Finding:
     """What a check found in a message that is still delivered (masked or flagged)."""
 
     action: Literal["mask", "review"]
-    source: Literal["keyword", "link", "flood"]
+    source: Literal["keyword", "link", "flood", "qr"]
     rule: str
     category: str
     excerpt: str | None  # the text as typed, before masking

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert, select, update
 
@@ -20,6 +21,7 @@ class AppRecord:
     name: str
     created_at_us: int
     group_member_limit: int | None = None
+    device_policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +32,7 @@ class NewCredentials:
 
 def _record(row: object) -> AppRecord:
     return AppRecord(row.id, row.key, row.name, row.created_at_us,  # type: ignore[attr-defined]
-                     row.group_member_limit)  # type: ignore[attr-defined]
+                     row.group_member_limit, row.device_policy)  # type: ignore[attr-defined]
 
 
 async def create(ctx: Context, name: str) -> NewCredentials:
@@ -71,12 +73,10 @@ async def rotate_secret(ctx: Context, key: str) -> NewCredentials:
     return NewCredentials(await get(ctx, key), secret)
 
 
-async def configure(ctx: Context, key: str, group_member_limit: int | None) -> AppRecord:
+async def configure(ctx: Context, key: str, changes: dict[str, Any]) -> AppRecord:
     """Per-app policy; None returns a setting to the server-wide default."""
     async with ctx.db.write() as conn:
-        result = await conn.execute(
-            update(apps).where(apps.c.key == key).values(group_member_limit=group_member_limit)
-        )
+        result = await conn.execute(update(apps).where(apps.c.key == key).values(**changes))
         if result.rowcount == 0:
             raise NotFound("No app with that key.", code="app_not_found")
     return await get(ctx, key)

@@ -10,6 +10,7 @@ the seq makes commits happen in seq order, so the sequence has no gaps.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ CUSTOM_TYPE_MAX = 64
 CLIENT_MSG_ID_MAX = 64
 MENTIONS_MAX = 100
 MENTION_ALL = "all"
+MEDIA_ID = re.compile(r"[0-9a-f]{32}")
+MEDIA_NAME_MAX = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,8 @@ SendStage = Callable[[Context, Outgoing], Awaitable[Outgoing]]
 
 
 def validate_content(ctx: Context, content: Any) -> dict[str, Any]:
-    """The two kinds of content: text, and a custom JSON payload of the app's own type."""
+    """The kinds of content a sender writes: text, a custom JSON payload of the app's own
+    type, and an uploaded image or file."""
     if not isinstance(content, dict):
         raise InvalidRequest("content must be an object.", code="invalid_content")
     kind = content.get("type")
@@ -89,8 +93,11 @@ def validate_content(ctx: Context, content: Any) -> dict[str, Any]:
         checked = _text_content(ctx, content)
     elif kind == "custom":
         checked = _custom_content(ctx, content)
+    elif kind in ("image", "file"):
+        checked = _media_content(ctx, content)
     else:
-        raise InvalidRequest('content.type must be "text" or "custom".', code="invalid_content")
+        raise InvalidRequest('content.type must be "text", "custom", "image" or "file".',
+                             code="invalid_content")
     try:
         orjson.dumps(checked)
     except orjson.JSONEncodeError as exc:
@@ -116,6 +123,27 @@ def _text_content(ctx: Context, content: dict[str, Any]) -> dict[str, Any]:
     if "mentions" not in content:
         return {"type": "text", "text": text}
     return {"type": "text", "text": text, "mentions": _mentions(content["mentions"])}
+
+
+def _media_content(ctx: Context, content: dict[str, Any]) -> dict[str, Any]:
+    """An uploaded medium, by its media_id: an image with an optional caption, or a file
+    with an optional name. The media stage checks the sender may use it."""
+    media_id = content.get("media_id")
+    if not isinstance(media_id, str) or not MEDIA_ID.fullmatch(media_id):
+        raise InvalidRequest("content.media_id must be an ID an upload returned.",
+                             code="invalid_content")
+    extra = "text" if content["type"] == "image" else "name"
+    if set(content) - {"type", "media_id", extra}:
+        raise InvalidRequest(f"{content['type']} content takes type, media_id and {extra}.",
+                             code="invalid_content")
+    if extra == "text" and "text" in content:
+        _text_content(ctx, {"type": "text", "text": content["text"]})
+    name = content.get("name")
+    if extra == "name" and name is not None and (
+            not isinstance(name, str) or not 0 < len(name) <= MEDIA_NAME_MAX):
+        raise InvalidRequest(f"content.name must be a string of 1 to {MEDIA_NAME_MAX} "
+                             "characters.", code="invalid_content")
+    return dict(content)
 
 
 def _mentions(value: Any) -> list[str]:

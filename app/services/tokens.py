@@ -29,6 +29,8 @@ class Session:
     app_key: str
     user_id: str
     expires_at_us: int
+    # The app's own device policy, or None for the server's.
+    device_policy: str | None = None
 
 
 # The shortest token an App Server may mint. A one-second token is of no use to a
@@ -77,7 +79,7 @@ async def verify(ctx: Context, token: str, app_key: str | None = None) -> Sessio
         row = (
             await conn.execute(
                 select(login_tokens.c.app_id, login_tokens.c.user_id, login_tokens.c.expires_at_us,
-                       apps.c.key)
+                       apps.c.key, apps.c.device_policy)
                 .join(apps, apps.c.id == login_tokens.c.app_id)
                 # A token outlives nobody: a token minted while its user was being
                 # deleted finds no user here and opens nothing.
@@ -90,7 +92,7 @@ async def verify(ctx: Context, token: str, app_key: str | None = None) -> Sessio
         raise AuthClose("The token is not valid for this app.", code="token_invalid")
     if row.expires_at_us <= now_us():
         raise TokenExpired("The token has expired.")
-    return Session(row.app_id, row.key, row.user_id, row.expires_at_us)
+    return Session(row.app_id, row.key, row.user_id, row.expires_at_us, row.device_policy)
 
 
 async def password_login(
@@ -100,7 +102,7 @@ async def password_login(
     async with ctx.db.read() as conn:
         row = (
             await conn.execute(
-                select(apps.c.id, users_table.c.password_hash)
+                select(apps.c.id, apps.c.device_policy, users_table.c.password_hash)
                 .join(users_table, users_table.c.app_id == apps.c.id)
                 .where(apps.c.key == app_key, users_table.c.id == user_id)
             )
@@ -112,7 +114,7 @@ async def password_login(
     if not ok or stored is None or row is None:
         raise AuthClose("User ID or password is wrong.", code="bad_password")
     minted = await _insert(ctx, row.id, user_id, ctx.settings.token_ttl_seconds)
-    return Session(row.id, app_key, user_id, minted.expires_at_us), minted
+    return Session(row.id, app_key, user_id, minted.expires_at_us, row.device_policy), minted
 
 
 async def kick(ctx: Context, app_id: int, user_id: str, reason: str) -> int:

@@ -51,6 +51,8 @@ class App(Base):
     created_at_us: Mapped[int] = mapped_column(BigInteger)
     # Null: PARLEY_GROUP_MEMBER_LIMIT applies.
     group_member_limit: Mapped[int | None] = mapped_column(Integer)
+    # multi | one_per_platform; null: PARLEY_DEVICE_POLICY applies.
+    device_policy: Mapped[str | None] = mapped_column(String(16))
     # The before-send hook: Parley asks this URL before accepting each message.
     before_send_url: Mapped[str | None] = mapped_column(String(2048))
     before_send_secret: Mapped[str | None] = mapped_column(String(64))
@@ -371,6 +373,40 @@ class Broadcast(Base):
     updated_at_us: Mapped[int] = mapped_column(BigInteger)
 
 
+
+class Media(Base):
+    """An uploaded image or file (app.media). Its bytes are in the media store under
+    ``<app_id>/<media_id>``; this row says whose it is and what it is."""
+
+    __tablename__ = "media"
+    __table_args__ = (Index(None, "app_id", "owner_id", "created_at_us"),)
+
+    media_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    # The uploading user's MD5 ID.
+    owner_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))  # image | file
+    content_type: Mapped[str] = mapped_column(String(64))  # as sniffed from the bytes
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    # For an image, the JSON list of texts its QR codes hold, decoded once at upload.
+    qr_texts: Mapped[str | None] = mapped_column(Text)
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class MediaRef(Base):
+    """A stored message that shows a medium: whoever may see the message may fetch it."""
+
+    __tablename__ = "media_refs"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    media_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+
 # Core tables for the hot paths, which use statements rather than ORM objects.
 apps = cast(Table, App.__table__)
 users = cast(Table, User.__table__)
@@ -390,3 +426,5 @@ moderation_settings = cast(Table, ModerationSettings.__table__)
 keywords = cast(Table, Keyword.__table__)
 domains = cast(Table, DomainEntry.__table__)
 moderation_log = cast(Table, ModerationEvent.__table__)
+media = cast(Table, Media.__table__)
+media_refs = cast(Table, MediaRef.__table__)
