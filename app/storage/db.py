@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.errors import ServiceUnavailable
@@ -116,6 +117,12 @@ def _unreachable_as_unavailable() -> Iterator[None]:
         yield
     except ServiceUnavailable:
         raise
+    except PoolTimeout as exc:
+        # Every pooled connection is busy: overload, which a retry a little later
+        # survives, not a fault of the request.
+        metrics.DATABASE_ERRORS.inc()
+        raise ServiceUnavailable("The server is busy; try again shortly.",
+                                 code="database_busy") from exc
     except Exception as exc:
         if not _is_unreachable(exc):
             raise

@@ -32,7 +32,9 @@ const FINAL_CODES = new Set([1009, 4000, 4002, 4004, 4006, 4011]);
 const AT_ONCE_CODES = new Set([4005, 4010]);
 // Server error codes after which a send may have been stored or may succeed later:
 // the send stays in the outbox and is repeated with the same client message ID.
-const RETRY_SEND_CODES = new Set(['internal_error', 'database_unavailable', 'hook_unavailable']);
+const RETRY_SEND_CODES = new Set([
+  'internal_error', 'database_unavailable', 'database_busy', 'hook_unavailable',
+]);
 const WAIT_SEND_CODES = new Set(['rate_limited', 'spam_blocked']);
 const COUNTED_CONTENT = new Set(['text', 'custom']);
 

@@ -37,7 +37,7 @@ TOKEN_EXPIRED = 4003
 # The protocol says to come back at once after these: another node is waiting.
 AT_ONCE_CLOSE_CODES = {4005, 4010}
 # A send that got one of these may be stored, or may pass later: repeat it, same ID.
-RETRY_SEND_CODES = {"internal_error", "database_unavailable", "hook_unavailable"}
+RETRY_SEND_CODES = {"internal_error", "database_unavailable", "database_busy", "hook_unavailable"}
 WAIT_SEND_CODES = {"rate_limited", "spam_blocked"}
 ABNORMAL = 1006
 
