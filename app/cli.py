@@ -51,6 +51,7 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
 def _with_context(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
     from app.broker import InProcessBroker
     from app.security import PasswordVault
+    from app.services.committer import Committer
     from app.services.context import Context
     from app.storage import migrate
     from app.storage.db import Database
@@ -60,7 +61,8 @@ def _with_context(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> 
     async def run() -> int:
         db = Database(settings.database_url)
         try:
-            return await work(Context(settings, db, InProcessBroker(), PasswordVault(settings)))
+            return await work(Context(settings, db, InProcessBroker(), PasswordVault(settings),
+                                      committer=Committer()))
         finally:
             await db.dispose()
 

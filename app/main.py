@@ -32,6 +32,7 @@ from app.moderation.stage import Moderator
 from app.observability import metrics as observability_metrics
 from app.observability.logging import configure as configure_logging
 from app.security import PasswordVault
+from app.services.committer import Committer
 from app.services.context import Context
 from app.services.push import Broadcaster
 from app.storage import migrate
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                              before_send.check),
                                 persist_hooks=(review.record_findings,
                                                media_service.record_ref),
-                                hooks=directory)
+                                hooks=directory, committer=Committer())
         app.state.hub = hub
         app.state.node = node
         app.state.dispatcher = dispatcher
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await broadcaster.stop()
+            await app.state.ctx.committer.stop()
             await dispatcher.stop()
             await hub.stop()
             await node.stop()

@@ -271,9 +271,7 @@ async def _read(ctx: Context, hub: Hub, conn: Connection, frame: frames.Read) ->
 
 async def _ack(ctx: Context, hub: Hub, conn: Connection, frame: frames.Ack) -> Reply:
     assert conn.app_id is not None and conn.user_id is not None
-    await conversations.acknowledge(
-        ctx, conn.app_id, conn.user_id, frame.conversation_id, frame.seq
-    )
+    conversations.acknowledge(ctx, conn.app_id, conn.user_id, frame.conversation_id, frame.seq)
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,6 +13,9 @@ from app.config import Settings
 from app.security import PasswordVault
 from app.storage.db import Database
 from app.webhooks.outbox import HookDirectory
+
+if TYPE_CHECKING:
+    from app.services.committer import Committer
 
 # (ctx, connection, outgoing, msg_id); see Context.persist_hooks.
 PersistHook = Callable[["Context", AsyncConnection, Any, str], Awaitable[None]]
@@ -32,3 +35,5 @@ class Context:
     persist_hooks: tuple[PersistHook, ...] = field(default=())
     # Which apps have webhooks; None where no events are written (the CLI).
     hooks: HookDirectory | None = None
+    # The node's group-commit writer of 1:1 messages and notices (app.services.committer).
+    committer: Committer = field(kw_only=True)

@@ -288,22 +288,12 @@ async def mark_read(
     return read_seq
 
 
-async def acknowledge(
+def acknowledge(
     ctx: Context, app_id: int, user_id: str, conversation_id: str, seq: int
 ) -> None:
-    """Record that the user's device holds everything up to ``seq`` (cumulative)."""
-    async with ctx.db.write() as conn:
-        _check_seq(seq, (await _window(conn, app_id, user_id, conversation_id)).high)
-        await conn.execute(
-            update(members)
-            .where(
-                members.c.app_id == app_id,
-                members.c.user_id == user_id,
-                members.c.conversation_id == conversation_id,
-                members.c.delivered_seq < seq,
-            )
-            .values(delivered_seq=seq)
-        )
+    """Record that the user's device holds everything up to ``seq`` (cumulative); it is
+    written with the node's next batch (see app.services.committer)."""
+    ctx.committer.delivered(ctx, app_id, user_id, conversation_id, seq)
 
 
 async def chat_log(

@@ -17,15 +17,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import ids
 from app.broker import Delivery
-from app.errors import Forbidden, InvalidRequest, user_not_found
+from app.errors import Forbidden, InvalidRequest
 from app.services import membership
-from app.services import users as user_service
 from app.services.context import Context
 from app.storage.db import now_us
 from app.storage.models import conversations, members, mentions, messages
@@ -210,8 +208,6 @@ async def send_direct(
     hooks: bool = True,
 ) -> Ack:
     """A 1:1 message from one user of the app to another."""
-    if not await user_service.exists(ctx, app_id, recipient):
-        raise user_not_found()
     outgoing = Outgoing(
         app_id,
         sender,
@@ -222,7 +218,7 @@ async def send_direct(
         origin_connection,
         hooks=hooks,
     )
-    return await _send(ctx, outgoing)
+    return await _send(ctx, outgoing, recipient)
 
 
 async def send_notice(
@@ -235,8 +231,6 @@ async def send_notice(
     hooks: bool = True,
 ) -> Ack:
     """A system notice from the App Server, in the user's own system conversation."""
-    if not await user_service.exists(ctx, app_id, recipient):
-        raise user_not_found()
     outgoing = Outgoing(
         app_id,
         SYSTEM_SENDER,
@@ -246,7 +240,7 @@ async def send_notice(
         validate_client_msg_id(client_msg_id),
         hooks=hooks,
     )
-    return await _send(ctx, outgoing)
+    return await _send(ctx, outgoing, recipient)
 
 
 async def send_group(
@@ -276,7 +270,9 @@ async def send_group(
     return await _send(ctx, outgoing)
 
 
-async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
+async def _send(ctx: Context, outgoing: Outgoing, recipient: str | None = None) -> Ack:
+    """Stages, storage, then the push. ``recipient`` is the user a 1:1 message or notice
+    is for (it must exist); a group message has none."""
     if outgoing.client_msg_id is not None:
         # A resend of a stored message gets its ack again before any stage runs: it
         # must not use up a rate-limit token or ask the App Server's hook twice.
@@ -287,14 +283,17 @@ async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
         outgoing = await stage(ctx, outgoing)
     encoded = orjson.dumps(outgoing.content).decode()
 
-    try:
-        ack, recipients = await _persist(ctx, outgoing, encoded)
-    except IntegrityError:
-        # Two resends of one client_msg_id raced; the other one won. Return its ack.
-        earlier = await _find_duplicate(ctx, outgoing)
-        if earlier is None:
-            raise
-        ack, recipients = earlier, ()
+    if recipient is not None:
+        ack, recipients = await ctx.committer.write(ctx, outgoing, encoded, recipient)
+    else:
+        try:
+            ack, recipients = await _persist(ctx, outgoing, encoded)
+        except IntegrityError:
+            # Two resends of one client_msg_id raced; the other one won. Return its ack.
+            earlier = await _find_duplicate(ctx, outgoing, stored=True)
+            if earlier is None:
+                raise
+            ack, recipients = earlier, ()
 
     if recipients:
         view = _view(
@@ -321,23 +320,17 @@ async def _send(ctx: Context, outgoing: Outgoing) -> Ack:
 async def _persist(
     ctx: Context, outgoing: Outgoing, encoded: str
 ) -> tuple[Ack, tuple[str, ...]]:
-    """Store the message under the conversation's next seq; return its ack and who must
-    hear of it (nobody for a resend, which was delivered the first time)."""
+    """Store a group message under the group's next seq; return its ack and who must hear
+    of it (nobody for a resend, which was delivered the first time). 1:1 messages and
+    notices are written in batches by app.services.committer instead."""
     now = now_us()
     async with ctx.db.write() as conn:
         if outgoing.client_msg_id is not None:
             earlier = await _lookup_duplicate(conn, outgoing)
             if earlier is not None:
                 return earlier, ()
-
-        is_group = outgoing.conversation_id.startswith("grp:")
-        if not is_group:
-            await _ensure_conversation(ctx, conn, outgoing)
         seq = await next_seq(conn, outgoing.app_id, outgoing.conversation_id, now)
-        if is_group:
-            recipients = await _group_gate(conn, outgoing, seq, now)
-        else:
-            recipients = outgoing.members
+        recipients = await _group_gate(conn, outgoing, seq, now)
         msg_id = ids.new_message_id()
         await insert_message(conn, outgoing.app_id, outgoing.conversation_id, seq, msg_id,
                              outgoing.sender, encoded, now, outgoing.client_msg_id,
@@ -437,36 +430,6 @@ async def _group_gate(
     return tuple(recipients)
 
 
-async def _ensure_conversation(ctx: Context, conn: AsyncConnection, outgoing: Outgoing) -> None:
-    dialect = sqlite if ctx.db.is_sqlite else postgresql
-    kind = "system" if outgoing.sender == SYSTEM_SENDER else "p2p"
-    created = await conn.execute(
-        dialect.insert(conversations)
-        .values(
-            app_id=outgoing.app_id,
-            id=outgoing.conversation_id,
-            kind=kind,
-            last_seq=0,
-            last_message_at_us=0,
-        )
-        .on_conflict_do_nothing()
-    )
-    if created.rowcount == 0:
-        return
-    rows = [
-        {
-            "app_id": outgoing.app_id,
-            "user_id": user,
-            "conversation_id": outgoing.conversation_id,
-            "peer_id": _peer(outgoing.conversation_id, user),
-            "read_seq": 0,
-            "delivered_seq": 0,
-        }
-        for user in outgoing.members
-    ]
-    await conn.execute(dialect.insert(members).on_conflict_do_nothing(), rows)
-
-
 async def _lookup_duplicate(conn: AsyncConnection, outgoing: Outgoing) -> Ack | None:
     row = (
         await conn.execute(
@@ -488,14 +451,29 @@ async def _lookup_duplicate(conn: AsyncConnection, outgoing: Outgoing) -> Ack | 
     return Ack(row.msg_id, row.conversation_id, row.seq, row.created_at_us, duplicate=True)
 
 
-async def _find_duplicate(ctx: Context, outgoing: Outgoing) -> Ack | None:
+async def _find_duplicate(ctx: Context, outgoing: Outgoing, *, stored: bool = False
+                          ) -> Ack | None:
+    """The ack of an earlier send with this client_msg_id, if it was stored.
+
+    Before the stages, the node's memory of its recent acks answers for a resend after
+    a reconnect; the database is asked only for an app with a before-send hook, whose
+    App Server must not be asked twice. A resend that reaches another node, or comes
+    long after, passes the stages again and is then found by the committer."""
     if outgoing.client_msg_id is None:
         return None
+    key = (outgoing.app_id, outgoing.conversation_id, outgoing.sender, outgoing.client_msg_id)
+    if not stored:
+        recent = ctx.committer.recent.get(key)
+        if recent is not None:
+            return Ack(recent.msg_id, recent.conversation_id, recent.seq,
+                       recent.created_at_us, duplicate=True)
+        if ctx.hooks is None or (await ctx.hooks.get(outgoing.app_id)).before_send is None:
+            return None
     async with ctx.db.read() as conn:
         return await _lookup_duplicate(conn, outgoing)
 
 
-def _peer(conversation_id: str, user: str) -> str:
+def peer_of(conversation_id: str, user: str) -> str:
     kind, _, rest = conversation_id.partition(":")
     if kind != "p2p":
         return ""
@@ -519,7 +497,7 @@ def _view(
     elif sender == SYSTEM_SENDER:
         to = None  # a notice in a 1:1 conversation, such as a recall, is for both
     else:
-        to = _peer(conversation_id, sender)
+        to = peer_of(conversation_id, sender)
     return {
         "msg_id": msg_id,
         "conversation_id": conversation_id,

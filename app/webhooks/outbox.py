@@ -8,6 +8,7 @@ events from then on; a message sent in the cache window before it may not be sen
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class HookDirectory:
         self._db = db
         self._ttl = ttl_seconds
         self._cache: dict[int, tuple[float, AppHooks]] = {}
+        # One read per app at a time: when the copy runs out under load, the sends
+        # that find it stale wait for the same read instead of each making their own.
+        self._loading: dict[int, asyncio.Future[AppHooks]] = {}
 
     def forget(self, app_id: int) -> None:
         """This node changed the app's hooks: read them afresh next time."""
@@ -70,7 +74,12 @@ class HookDirectory:
         hit = self._cache.get(app_id)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
-        hooks = await self._load(app_id)
+        loading = self._loading.get(app_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(app_id))
+            self._loading[app_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(app_id, None))
+        hooks = await asyncio.shield(loading)
         self._cache[app_id] = (now, hooks)
         return hooks
 
