@@ -82,9 +82,13 @@ class Inspection:
     """One text of a message, checked."""
 
     text: str
-    folded: Folded
     hits: list[Hit]
     folder: Folder
+    # The text folded, when the keywords needed it.
+    _folded: Folded | None = None
+
+    def folded(self) -> str:
+        return (self._folded or self.folder.fold(self.text)).text
 
     def first(self, action: Literal["block", "review"]) -> Hit | None:
         return next((h for h in sorted(self.hits, key=lambda h: h.start)
@@ -120,8 +124,11 @@ class Policy:
                    DomainLists(domain_rules))
 
     def inspect(self, text: str) -> Inspection:
-        folded = self.folder.fold(text)
-        hits = self.keywords.find(folded)
-        hits += check_links(text, self.domains, self.settings.link_block_action,
-                            self.settings.link_unlisted_action)
-        return Inspection(text, folded, hits, self.folder)
+        # Most apps have no lists: their texts need neither folding nor link parsing,
+        # which are most of a check's time (bench/content_filter.py).
+        folded = self.folder.fold(text) if len(self.keywords) else None
+        hits = self.keywords.find(folded) if folded is not None else []
+        if len(self.domains) or self.settings.link_unlisted_action != "none":
+            hits += check_links(text, self.domains, self.settings.link_block_action,
+                                self.settings.link_unlisted_action)
+        return Inspection(text, hits, self.folder, folded)

@@ -151,10 +151,11 @@ class Moderator:
         """Watch for floods; a flagged message comes back as a finding, a refused one
         raises."""
         limits, key = policy.limits, (outgoing.app_id, outgoing.sender)
-        folded = "".join(found.folded.text for found in inspections)
+        folded = ("".join(found.folded() for found in inspections)
+                  if limits.same_text_conversations else "")
         excerpt = inspections[0].text if inspections else None
         reason: FloodReason | None = None
-        if limits.same_text_conversations and folded and self.spam.same_text(
+        if folded and self.spam.same_text(
             key, outgoing.conversation_id, folded, limits
         ) >= limits.same_text_conversations:
             reason = "same_text"
