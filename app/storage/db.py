@@ -88,6 +88,16 @@ class Database:
                 yield conn
 
     @contextlib.asynccontextmanager
+    async def driver(self) -> AsyncIterator[asyncpg.Connection]:
+        """PostgreSQL only: the driver's own connection, in no transaction, for a single
+        statement that is a transaction by itself (one round trip, no BEGIN or COMMIT)."""
+        assert not self.is_sqlite
+        with _unreachable_as_unavailable():
+            async with self.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                yield raw.driver_connection
+
+    @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         with _unreachable_as_unavailable():
             async with self.engine.connect() as conn:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 
 from app import ids
 from app.broker import InProcessBroker
@@ -47,12 +48,17 @@ async def _app_with_users(ctx: Context, count: int) -> tuple[int, list[str]]:
 
 
 def _count_commits(db: Database) -> list[int]:
+    """Count the write transactions: the general path's and the one-statement path's."""
     commits = [0]
+    write, driver = db.write, db.driver
 
-    def count(_: Any) -> None:
-        commits[0] += 1
+    def counted(opener: Any) -> Any:
+        def open_counted() -> Any:
+            commits[0] += 1
+            return opener()
+        return open_counted
 
-    event.listen(db.engine.sync_engine, "commit", count)
+    db.write, db.driver = counted(write), counted(driver)  # type: ignore[method-assign]
     return commits
 
 
@@ -118,14 +124,39 @@ async def test_a_resend_in_the_same_batch_or_later_gets_the_first_ack(ctx: Conte
 
 
 async def test_a_batch_the_database_refuses_is_retried_one_by_one(ctx: Context) -> None:
-    """When a statement of the batch fails for one send, the others are stored."""
+    """When a statement of the batch fails for one send, the others are stored: here a
+    persist hook (they run for sends with findings) that the database refuses."""
     app_id, (alice, bob) = await _app_with_users(ctx, 2)
+
+    async def find_something(_: Context, outgoing: Any) -> Any:
+        return replace(outgoing, findings=("a finding",))
 
     async def refuse_one(_: Context, conn: Any, outgoing: Any, msg_id: str) -> None:
         if outgoing.content.get("text") == "poison":
             await conn.exec_driver_sql("SELECT * FROM no_such_table")
 
-    ctx.persist_hooks = (refuse_one,)
+    ctx.send_stages, ctx.persist_hooks = (find_something,), (refuse_one,)
+    await _one_bad_send_fails_alone(ctx, app_id, alice, bob)
+
+
+async def test_a_plain_batch_the_database_refuses_is_retried_one_by_one(
+        ctx: Context, backend: str) -> None:
+    """The same on PostgreSQL's one-statement path: a value too long for its column."""
+    if backend != "postgres":
+        pytest.skip("SQLite does not enforce column lengths")
+    app_id, (alice, bob) = await _app_with_users(ctx, 2)
+
+    async def overlong_risk(_: Context, outgoing: Any) -> Any:
+        if outgoing.content.get("text") == "poison":
+            return replace(outgoing, risk="x" * 100)
+        return outgoing
+
+    ctx.send_stages = (overlong_risk,)
+    await _one_bad_send_fails_alone(ctx, app_id, alice, bob)
+
+
+async def _one_bad_send_fails_alone(ctx: Context, app_id: int, alice: str, bob: str) -> None:
+    commits = _count_commits(ctx.db)
     results = await asyncio.gather(
         *(messages.send_direct(ctx, app_id, alice, bob, _text(i)) for i in range(10)),
         messages.send_direct(ctx, app_id, alice, bob, {"type": "text", "text": "poison"}),
@@ -133,6 +164,7 @@ async def test_a_batch_the_database_refuses_is_retried_one_by_one(ctx: Context) 
     assert not any(isinstance(r, BaseException) for r in results[:10])
     assert isinstance(results[10], Exception)
     assert sorted(r.seq for r in results[:10]) == list(range(1, 11))  # type: ignore[union-attr]
+    assert commits[0] <= 12
 
 
 async def test_delivery_marks_move_forward_only_and_stop_at_the_end(ctx: Context) -> None:
