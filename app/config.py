@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     flood_slow_interval_seconds: float = Field(10.0, gt=0, le=3600)
 
     # OWASP's argon2id baseline (m=19 MiB, t=2, p=1): about 20 ms a hash on one core here.
+    # OWASP rates its other settings (46 MiB t=1, 12 MiB t=3, 9 MiB t=4, 7 MiB t=5) as
+    # strong; the smaller ones cost the same time here, and 46 MiB costs two to four times
+    # as much (glibc maps blocks over 32 MiB afresh for each hash). Of the settings that
+    # take the least time, 19 MiB asks the most memory, which costs a GPU attacker most.
+    # `python -m bench.user_import` times them all.
     argon2_time_cost: int = Field(2, ge=1)
     argon2_memory_kib: int = Field(19 * 1024, ge=8)
     argon2_parallelism: int = Field(1, ge=1)

@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.stop()
             await node.stop()
             await db.dispose()
+            app.state.ctx.vault.close()
             logger.info("parley stopped")
 
     app = FastAPI(

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import ids
@@ -89,31 +89,67 @@ def _check_seq(seq: int, last_seq: int) -> None:
 async def sync(
     ctx: Context, app_id: int, user_id: str, conversation_id: str, after_seq: int, limit: int
 ) -> Page:
-    """Messages after ``after_seq`` in seq order, at most ``limit`` of them."""
+    """Messages after ``after_seq`` in seq order, at most ``limit`` of them.
+
+    The page is read together with the user's window, so catching up costs one query a
+    page. Only an empty page reads the window alone: it may be the end of the
+    conversation, a seq past it, or a conversation that is not the user's."""
     limit = max(1, min(limit, ctx.settings.sync_page_max))
     async with ctx.db.read() as conn:
-        window = await _window(conn, app_id, user_id, conversation_id)
-        last_seq = window.high
-        _check_seq(after_seq, last_seq)
-        rows = list(
-            await conn.execute(
-                select(messages)
-                .where(
-                    messages.c.app_id == app_id,
-                    messages.c.conversation_id == conversation_id,
-                    messages.c.seq > max(after_seq, window.low),
-                    messages.c.seq <= last_seq,
-                    # Filtered here, not after the limit, so a page never comes back
-                    # empty while has_more says go on.
-                    messages.c.hidden_at_us.is_(None),
-                )
-                .order_by(messages.c.seq)
-                .limit(limit)
-            )
-        )
+        rows = list(await conn.execute(_PAGE, {
+            "app_id": app_id, "user_id": user_id, "conversation_id": conversation_id,
+            "after_seq": after_seq, "limit": limit}))
+        if rows:
+            window = _row_window(rows[0])
+        else:
+            window = await _window(conn, app_id, user_id, conversation_id)
+    _check_seq(after_seq, window.high)
     rows = _within_budget(rows)
-    has_more = bool(rows) and rows[-1].seq < last_seq
-    return Page([message_view(r) for r in rows], has_more, last_seq)
+    has_more = bool(rows) and rows[-1].seq < window.high
+    return Page([message_view(r) for r in rows], has_more, window.high)
+
+
+def _page_query() -> Select[Any]:
+    """The user's visible messages after a seq, with their window beside each. It goes
+    through the user's membership, so a conversation that is not theirs gives no rows.
+    Built once, with the values bound at each call: building a query of this size costs
+    more than running it."""
+    return (
+        select(
+            messages.c.conversation_id, messages.c.seq, messages.c.msg_id,
+            messages.c.sender_id, messages.c.content, messages.c.client_msg_id,
+            messages.c.created_at_us, messages.c.risk,
+            conversations.c.last_seq, members.c.joined_seq, members.c.left_seq,
+        )
+        .select_from(members)
+        .join(conversations, and_(conversations.c.app_id == members.c.app_id,
+                                  conversations.c.id == members.c.conversation_id))
+        .join(messages, and_(messages.c.app_id == members.c.app_id,
+                             messages.c.conversation_id == members.c.conversation_id))
+        .where(
+            members.c.app_id == bindparam("app_id"),
+            members.c.conversation_id == bindparam("conversation_id"),
+            members.c.user_id == bindparam("user_id"),
+            messages.c.seq > bindparam("after_seq"),
+            messages.c.seq > members.c.joined_seq,
+            messages.c.seq <= conversations.c.last_seq,
+            or_(members.c.left_seq.is_(None), messages.c.seq <= members.c.left_seq),
+            # Filtered here, not after the limit, so a page never comes back empty
+            # while has_more says go on.
+            messages.c.hidden_at_us.is_(None),
+        )
+        .order_by(messages.c.seq)
+        .limit(bindparam("limit"))
+    )
+
+
+_PAGE = _page_query()
+
+
+def _row_window(row: Any) -> Window:
+    """The window read beside a page's message, as :func:`_window` reads it alone."""
+    high = row.last_seq if row.left_seq is None else min(row.last_seq, row.left_seq)
+    return Window(int(row.joined_seq), int(high))
 
 
 # A sync page stops growing past this many characters of content (always keeping one

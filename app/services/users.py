@@ -13,6 +13,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import ids
 from app.broker import Delivery
@@ -97,35 +98,62 @@ def validation_error(exc: ValidationError) -> InvalidRequest:
     return InvalidRequest(f"{where}: {first['msg']}", code="invalid_request")
 
 
-async def import_users(ctx: Context, app_id: int, raw_items: list[Any]) -> list[ItemOutcome]:
-    outcomes: list[ItemOutcome | None] = [None] * len(raw_items)
-    accepted: dict[str, tuple[int, UserImportItem]] = {}
-    superseded: list[tuple[int, str]] = []
+# Profile fields an import item may set; one it does not give keeps its stored value.
+PROFILE_FIELDS = ("nickname", "avatar_url", "extra")
+USER_KEY = [users.c.app_id, users.c.id]  # the conflict target of an import
+
+
+@dataclass(slots=True)
+class _Checked:
+    """An import batch after validation: outcomes of the bad items, the good ones by MD5
+    ID (a later item with the same ID wins), and the earlier items that lost to it."""
+
+    outcomes: list[ItemOutcome | None]
+    accepted: dict[str, tuple[int, UserImportItem]]
+    superseded: list[tuple[int, str]]
+
+
+def _check_items(raw_items: list[Any]) -> _Checked:
+    checked = _Checked([None] * len(raw_items), {}, [])
     for index, raw in enumerate(raw_items):
         try:
             item = UserImportItem.model_validate(raw)
             md5 = item.md5()
-            if md5 in accepted:
-                # The later item wins; the earlier one counts as applied, then updated.
-                superseded.append((accepted[md5][0], md5))
-            accepted[md5] = (index, item)
         except ValidationError as exc:
-            outcomes[index] = ItemOutcome(index, None, "error", validation_error(exc).to_dict())
+            checked.outcomes[index] = ItemOutcome(index, None, "error",
+                                                  validation_error(exc).to_dict())
+            continue
         except ParleyError as exc:
-            outcomes[index] = ItemOutcome(index, None, "error", exc.to_dict())
+            checked.outcomes[index] = ItemOutcome(index, None, "error", exc.to_dict())
+            continue
+        if md5 in checked.accepted:
+            # The later item wins; the earlier one counts as applied, then updated.
+            checked.superseded.append((checked.accepted[md5][0], md5))
+        checked.accepted[md5] = (index, item)
+    return checked
 
-    hashes = {
-        md5: await ctx.vault.hash(item.password_md5.lower())
-        for md5, (_, item) in accepted.items()
-        if item.password_md5 is not None
-    }
-    created = await _upsert(ctx, app_id, accepted, hashes)
 
-    for md5, (index, _) in accepted.items():
+async def import_users(ctx: Context, app_id: int, raw_items: list[Any]) -> list[ItemOutcome]:
+    checked = _check_items(raw_items)
+    hashes = await _hash_passwords(ctx, checked.accepted)
+    created = await _upsert(ctx, app_id, checked.accepted, hashes)
+
+    outcomes = checked.outcomes
+    for md5, (index, _) in checked.accepted.items():
         outcomes[index] = ItemOutcome(index, md5, "created" if md5 in created else "updated")
-    for index, md5 in superseded:
+    for index, md5 in checked.superseded:
         outcomes[index] = ItemOutcome(index, md5, "updated")
     return [o for o in outcomes if o is not None]
+
+
+async def _hash_passwords(
+    ctx: Context, accepted: dict[str, tuple[int, UserImportItem]]
+) -> dict[str, str]:
+    """argon2id hashes of the given passwords by MD5 ID, hashed on all cores at once."""
+    given = [(md5, item.password_md5.lower()) for md5, (_, item) in accepted.items()
+             if item.password_md5 is not None]
+    hashed = await ctx.vault.hash_many([password for _, password in given])
+    return {md5: digest for (md5, _), digest in zip(given, hashed, strict=True)}
 
 
 async def _upsert(
@@ -134,49 +162,67 @@ async def _upsert(
     accepted: dict[str, tuple[int, UserImportItem]],
     hashes: dict[str, str],
 ) -> set[str]:
-    """Write the accepted items in one statement; return the IDs that were new."""
+    """Write the accepted items; return the IDs that were new.
+
+    New users go in with one multi-row INSERT that skips the IDs already taken. The ones
+    it skipped get one multi-row upsert for each set of fields given, which writes only
+    those: an App Server sends items of one shape, so that is nearly always one more
+    statement, and none for a batch of new users."""
     if not accepted:
         return set()
     now = now_us()
+    rows = {md5: _new_row(app_id, md5, item, hashes.get(md5), now)
+            for md5, (_, item) in accepted.items()}
     async with ctx.db.write() as conn:
-        existing = {
-            row.id: row
-            for row in await conn.execute(
-                select(users).where(users.c.app_id == app_id, users.c.id.in_(list(accepted)))
-            )
-        }
-        rows = []
-        for md5, (_, item) in accepted.items():
-            old = existing.get(md5)
-            given = item.model_fields_set
-            rows.append(
-                {
-                    "app_id": app_id,
-                    "id": md5,
-                    "nickname": item.nickname if "nickname" in given or not old else old.nickname,
-                    "avatar_url": (
-                        item.avatar_url if "avatar_url" in given or not old else old.avatar_url
-                    ),
-                    "extra": item.extra if "extra" in given or not old else old.extra,
-                    "password_hash": hashes.get(md5, old.password_hash if old else None),
-                    "created_at_us": old.created_at_us if old else now,
-                    "updated_at_us": now,
-                }
-            )
-        dialect = postgresql if not ctx.db.is_sqlite else sqlite
-        stmt = dialect.insert(users)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[users.c.app_id, users.c.id],
-            set_={
-                c: stmt.excluded[c]
-                for c in ("nickname", "avatar_url", "extra", "password_hash", "updated_at_us")
-            },
-        )
-        await conn.execute(stmt, rows)
-        for md5 in accepted:
-            await outbox.emit(conn, ctx.hooks, app_id, "user.imported", {
-                "user_id_md5": md5, "created": md5 not in existing}, now)
-    return set(accepted) - set(existing)
+        insert = _dialect(ctx).insert(users).on_conflict_do_nothing(index_elements=USER_KEY)
+        # RETURNING makes SQLAlchemy send the rows as one INSERT ... VALUES statement
+        # (its "insertmanyvalues"), not as a thousand executions of a one-row INSERT.
+        result = await conn.execute(insert.returning(users.c.id), list(rows.values()))
+        created = set(result.scalars())
+        for columns, group in _by_given_fields(accepted, hashes, created).items():
+            await _update(ctx, conn, columns, [rows[md5] for md5 in group])
+        await outbox.emit_many(conn, ctx.hooks, app_id, "user.imported", [
+            {"user_id_md5": md5, "created": md5 in created} for md5 in accepted], now)
+    return created
+
+
+def _dialect(ctx: Context) -> Any:
+    return sqlite if ctx.db.is_sqlite else postgresql
+
+
+def _new_row(app_id: int, md5: str, item: UserImportItem, password_hash: str | None,
+             now: int) -> dict[str, Any]:
+    return {"app_id": app_id, "id": md5, "nickname": item.nickname,
+            "avatar_url": item.avatar_url, "extra": item.extra,
+            "password_hash": password_hash, "created_at_us": now, "updated_at_us": now}
+
+
+def _by_given_fields(
+    accepted: dict[str, tuple[int, UserImportItem]], hashes: dict[str, str], created: set[str]
+) -> dict[tuple[str, ...], list[str]]:
+    """Users that existed already, grouped by the columns their items set."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for md5, (_, item) in accepted.items():
+        if md5 in created:
+            continue
+        given = item.model_fields_set
+        columns = tuple(f for f in PROFILE_FIELDS if f in given)
+        if md5 in hashes:
+            columns += ("password_hash",)
+        groups.setdefault(columns, []).append(md5)
+    return groups
+
+
+async def _update(ctx: Context, conn: AsyncConnection, columns: tuple[str, ...],
+                  rows: list[dict[str, Any]]) -> None:
+    """Set `columns` (and the update time) of users that exist. An upsert, not an UPDATE:
+    a user deleted since the INSERT above is made again rather than lost."""
+    stmt = _dialect(ctx).insert(users)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=USER_KEY,
+        set_={c: stmt.excluded[c] for c in (*columns, "updated_at_us")},
+    )
+    await conn.execute(stmt.returning(users.c.id), rows)
 
 
 async def get(ctx: Context, app_id: int, user_id: str) -> dict[str, Any]:
