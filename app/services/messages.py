@@ -403,14 +403,9 @@ async def _group_gate(
     conn: AsyncConnection, outgoing: Outgoing, seq: int, now: int
 ) -> tuple[str, ...]:
     """Check the sender may post and mention as asked; return the members at this seq."""
-    group_id = outgoing.conversation_id[4:]
-    group = await membership.load_group(conn, outgoing.app_id, group_id)
-    recipients = await membership.current_member_ids(conn, outgoing.app_id,
-                                                     outgoing.conversation_id)
-    sender = None
+    group, sender, recipients = await membership.load_for_send(
+        conn, outgoing.app_id, outgoing.conversation_id[4:], outgoing.sender)
     if outgoing.sender != SYSTEM_SENDER:
-        sender = await membership.load_member(conn, outgoing.app_id, outgoing.conversation_id,
-                                              outgoing.sender)
         membership.access_send(group, sender, now)
     elif group.dismissed_at_us is not None:
         raise Forbidden("The group was dismissed.", code="group_dismissed")
