@@ -68,20 +68,34 @@ class HookDirectory:
     def forget(self, app_id: int) -> None:
         """This node changed the app's hooks: read them afresh next time."""
         self._cache.pop(app_id, None)
+        self._loading.pop(app_id, None)
 
     async def get(self, app_id: int) -> AppHooks:
-        now = time.monotonic()
+        """The app's settings as of at most one period and one read ago. A copy that ran
+        out is still answered with while it is read afresh, so that the sends of that
+        moment do not all wait for the read."""
         hit = self._cache.get(app_id)
-        if hit is not None and now - hit[0] < self._ttl:
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
             return hit[1]
-        loading = self._loading.get(app_id)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(app_id))
-            self._loading[app_id] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(app_id, None))
-        hooks = await asyncio.shield(loading)
-        self._cache[app_id] = (now, hooks)
-        return hooks
+        loading = self._loading.get(app_id) or self._reload(app_id)
+        if hit is not None:
+            return hit[1]
+        return await asyncio.shield(loading)
+
+    def _reload(self, app_id: int) -> asyncio.Future[AppHooks]:
+        started = time.monotonic()
+        loading = asyncio.ensure_future(self._load(app_id))
+        self._loading[app_id] = loading
+
+        def loaded(done: asyncio.Future[AppHooks]) -> None:
+            if self._loading.get(app_id) is not done:
+                return  # forgotten while it was read: it may predate the change
+            del self._loading[app_id]
+            if not done.cancelled() and done.exception() is None:
+                self._cache[app_id] = (started, done.result())
+
+        loading.add_done_callback(loaded)
+        return loading
 
     async def _load(self, app_id: int) -> AppHooks:
         async with self._db.read() as conn:
