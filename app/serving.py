@@ -6,6 +6,9 @@ node with close code 4010 once its request in hand has its reply, and only then 
 uvicorn shut down: the broker flushes, presence entries are removed, the database pool
 closes. All of it within ``PARLEY_DRAIN_TIMEOUT_SECONDS``; past that the process ends
 anyway. A second SIGTERM, or SIGINT, skips the drain.
+
+Each WebSocket is served as lean as it can be (see ``app.gateway.transport``): a node
+holds many idle connections.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import threading
 from types import FrameType
@@ -22,6 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.gateway import endpoint, transport
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +81,23 @@ def _exit_anyway_after(seconds: float) -> None:
     timer.start()
 
 
+def raise_file_limit() -> int:
+    """Lift this process's soft limit on open files to the hard limit, and return it.
+
+    Each connection is a socket, and the usual soft limit of 1,024 would stop a node long
+    before its memory does; the hard limit is the operator's to set.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if resource.RLIM_INFINITY not in (soft, hard) and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def run(app: FastAPI, settings: Settings, options: dict[str, Any]) -> None:
+    logger.info("open file limit", extra={"limit": raise_file_limit()})
     config = uvicorn.Config(
-        app, timeout_graceful_shutdown=max(1, int(settings.drain_timeout_seconds * SOCKETS_SHARE)),
-        **options,
+        transport.straight_to_gateway(app, endpoint.serve),
+        timeout_graceful_shutdown=max(1, int(settings.drain_timeout_seconds * SOCKETS_SHARE)),
+        **{"ws": transport.LeanWebSocketProtocol, **options},
     )
     DrainingServer(config, app, settings.drain_timeout_seconds).run()

@@ -720,8 +720,17 @@ def _settings_used() -> set[str]:
     used = set()
     for path in _data_plane():
         used |= set(re.findall(r"\b(?:settings|s)\.([a-z_]+)", path.read_text(encoding="utf-8")))
-        used |= {text for node in ast.walk(_tree(path)) if (text := _str(node)) is not None}
+        tree = _tree(path)
+        used |= {text for node in ast.walk(tree) if (text := _str(node)) is not None}
+        used -= _slot_names(tree)
     return used & set(Settings.model_fields)
+
+
+def _slot_names(tree: ast.AST) -> set[str]:
+    """Attribute names listed in a class's __slots__: strings, but not settings read."""
+    return {text for node in ast.walk(tree) if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets)
+            for item in ast.walk(node.value) if (text := _str(item)) is not None}
 
 
 def _rules(info: FieldInfo) -> tuple[list[Any], list[Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -39,7 +39,6 @@ async def serve(ws: WebSocket) -> None:
     hub: Hub = ws.app.state.hub
     await ws.accept()
     conn = hub.open(ws)
-    conn.start()
     logger.debug("connection opened", extra={"conn": conn.id})
     try:
         await _read_loop(ctx, hub, conn)
@@ -61,36 +60,51 @@ async def _read_loop(ctx: Context, hub: Hub, conn: Connection) -> None:
         event = await conn.ws.receive()
         if event["type"] == "websocket.disconnect":
             return
-        conn.touch()
-        if conn.closing:
-            continue
-        if not budget.take(time.monotonic()):
-            _fail(conn, ProtocolError("Too many frames; slow down.", code="too_many_frames"),
-                  CloseCode.TOO_MANY_FRAMES)
-            continue
-        text = event.get("text")
+        text = _admit(conn, budget, limit, event)
+        # While it waits for the next frame, a connection holds on to nothing of the last.
+        del event
         if text is None:
-            _fail(conn, ProtocolError("Frames are text; binary is not accepted.",
-                                      code="binary_frame"))
-            continue
-        if len(text) > limit // 4 and len(text.encode()) > limit:
-            _fail(conn, ProtocolError(f"The frame is over {limit} bytes.", code="frame_too_large"),
-                  CloseCode.TOO_BIG)
-            continue
-        if text == HEARTBEAT:
-            metrics.FRAMES_IN.labels("h").inc()
-            conn.push(HEARTBEAT)
             continue
         conn.busy = True  # a drain waits for the reply before it closes the connection
         try:
             await _handle(ctx, hub, conn, text)
         finally:
             conn.busy = False
+        del text
+
+
+def _admit(conn: Connection, budget: FrameBudget, limit: int, event: Mapping[str, Any]
+           ) -> str | None:
+    """The text of a frame that is a request; None for one that was answered here (a
+    heartbeat, or a frame refused) or that comes after the connection began to close."""
+    conn.touch()
+    if conn.closing:
+        return None
+    if not budget.take(time.monotonic()):
+        _fail(conn, ProtocolError("Too many frames; slow down.", code="too_many_frames"),
+              CloseCode.TOO_MANY_FRAMES)
+        return None
+    text: str | None = event.get("text")
+    if text is None:
+        _fail(conn, ProtocolError("Frames are text; binary is not accepted.",
+                                  code="binary_frame"))
+        return None
+    if len(text) > limit // 4 and len(text.encode()) > limit:
+        _fail(conn, ProtocolError(f"The frame is over {limit} bytes.", code="frame_too_large"),
+              CloseCode.TOO_BIG)
+        return None
+    if text == HEARTBEAT:
+        metrics.FRAMES_IN.labels("h").inc()
+        conn.push(HEARTBEAT)
+        return None
+    return text
 
 
 class FrameBudget:
     """A token bucket over a connection's frames, heartbeats included: a flood from one
     client must not take the core from everyone else. Bursts of twice the rate pass."""
+
+    __slots__ = ("at", "capacity", "rate", "tokens")
 
     def __init__(self, per_second: float) -> None:
         self.rate = per_second

@@ -20,7 +20,7 @@ from app.broker import Delivery
 from app.config import Settings
 from app.errors import CloseCode
 from app.gateway.codec import JsonCodec
-from app.gateway.connection import Connection
+from app.gateway.connection import NO_TOPICS, Connection
 from app.observability import metrics
 from app.storage.db import now_us
 
@@ -90,11 +90,11 @@ class Hub:
         assert conn.app_id is not None
         for topic in topics:
             self._watchers.setdefault((conn.app_id, topic), {})[conn.id] = conn
-            conn.topics.add(topic)
+        conn.topics = conn.topics.union(topics)
 
     def unwatch(self, conn: Connection, topics: list[str]) -> None:
+        conn.topics = conn.topics.difference(topics) or NO_TOPICS
         for topic in topics:
-            conn.topics.discard(topic)
             key = (conn.app_id or 0, topic)
             watchers = self._watchers.get(key)
             if watchers is not None:

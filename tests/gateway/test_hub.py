@@ -95,7 +95,6 @@ class Harness:
     def open(self, stuck: bool = False) -> tuple[Connection, FakeSocket]:
         ws = FakeSocket(stuck)
         conn = self.hub.open(ws)  # type: ignore[arg-type]
-        conn.start()
         self.opened.append(conn)
         return conn, ws
 
