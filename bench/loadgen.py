@@ -3,13 +3,19 @@
 writes one JSON result line on stdout.
 
 Jobs:
-- ``idle``: log in every token, print ``ready``, hold until a line arrives on stdin (or
-  ``hold_seconds`` pass), then close.
+- ``idle``: log in every token, ``in_flight`` at a time (logins that fail are counted,
+  not fatal), print ``ready``, hold until a line arrives on stdin (or ``hold_seconds``
+  pass), then close. Heartbeats start with the first login.
 - ``pairs``: each pair is a sender and a receiver connection. For each rate in ``steps``,
   sends are scheduled open-loop at that total rate, round robin over the pairs, and the
   due time is stamped in the text, so a slow server shows as latency, not as a slower
   sender. The receiver acks every message (Parley's ``ack``) and counts lost, duplicated
   and out-of-order messages per pair. Stepping stops once the server falls behind.
+- ``group``: one sender posts to a group at stepped rates and every online member reads;
+  latency to the first and last member, slow readers, server RSS (bench/loadgen_group.py).
+
+A job's ``protocol`` (default ``parley``) picks how the connections log in and carry the
+frames: ``socketio`` and ``xmpp`` drive the peer baselines through bench/clients.py.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import sys
 import time
 import uuid
@@ -28,10 +35,13 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bench import clients
+
 RUN = uuid.uuid4().hex[:8]  # Parley takes a repeated client message ID for a retry
 
 HEARTBEAT_SECONDS = 20.0  # under the 30 s interval Parley's login_ok asks for
 CONNECT_CHUNK = 100  # logins in flight at once; more only queues in the server's backlog
+CLOSE_SECONDS = 60.0  # an idle job's wait for its connections' closing handshakes
 
 
 async def login(url: str, app_key: str, token: str) -> ClientConnection:
@@ -55,6 +65,16 @@ async def login_all(url: str, app_key: str, tokens: list[str]) -> list[ClientCon
     return out
 
 
+async def connect_all(job: dict[str, Any], tokens: list[str]) -> list[Any]:
+    """Parley's frames for Parley and the bare relay; for a baseline with a protocol of its
+    own (the job's `protocol`: "socketio" or "xmpp"), adapters that take and give the same
+    frames (bench/clients.py)."""
+    protocol = job.get("protocol", "parley")
+    if protocol == "parley":
+        return await login_all(job["url"], job["app_key"], tokens)
+    return await clients.login_all(protocol, job["url"], job["app_key"], tokens)
+
+
 async def close_all(conns: list[ClientConnection]) -> None:
     for start in range(0, len(conns), CONNECT_CHUNK):
         await asyncio.gather(*(c.close() for c in conns[start:start + CONNECT_CHUNK]),
@@ -62,26 +82,57 @@ async def close_all(conns: list[ClientConnection]) -> None:
 
 
 async def idle(job: dict[str, Any]) -> dict[str, Any]:
+    """Log in every token, ``in_flight`` at a time; heartbeats start with the first login,
+    since logging in tens of thousands takes longer than Parley's heartbeat timeout."""
+    _raise_file_limit()
+    conns: list[Any] = []
+    failures: list[BaseException] = []
+    beat = asyncio.create_task(_heartbeats(conns, job["hold_seconds"] + job.get("timeout", 600)))
     started = time.perf_counter()
-    conns = await login_all(job["url"], job["app_key"], job["tokens"])
+    step = job.get("in_flight", CONNECT_CHUNK)
+    for start in range(0, len(job["tokens"]), step):
+        opened = await _connect_some(job, job["tokens"][start:start + step])
+        conns += [c for c in opened if not isinstance(c, BaseException)]
+        failures += [c for c in opened if isinstance(c, BaseException)]
     login_s = time.perf_counter() - started
     print("ready", flush=True)
-    beat = asyncio.create_task(_heartbeats(conns, job["hold_seconds"]))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.to_thread(sys.stdin.readline), job["hold_seconds"])
     beat.cancel()
-    still_open = sum(1 for c in conns if c.close_code is None)
-    await close_all(conns)
-    return {"connections": len(conns), "open_at_end": still_open,
-            "login_seconds": round(login_s, 2)}
+    result = {"connections": len(conns),
+              "open_at_end": sum(1 for c in conns if c.close_code is None),
+              "login_seconds": round(login_s, 2), "failed_logins": len(failures),
+              "login_errors": sorted({repr(e)[:200] for e in failures})[:3]}
+    # Told now, since closing many may take the server a while; the last line repeats it.
+    print(_dump(result), flush=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(close_all(conns), CLOSE_SECONDS)
+    return result
 
 
-async def _heartbeats(conns: list[ClientConnection], seconds: float) -> None:
+async def _connect_some(job: dict[str, Any], tokens: list[str]) -> list[Any]:
+    """Connections for `tokens`; a login that fails is there as its exception."""
+    if job.get("protocol", "parley") != "parley":
+        return await connect_all(job, tokens)
+    return await asyncio.gather(*(login(job["url"], job["app_key"], t) for t in tokens),
+                                return_exceptions=True)
+
+
+def _raise_file_limit() -> None:
+    """One socket per connection: a load generator holding 15,000 needs more descriptors
+    than the usual soft limit of 1,024, and may take up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if resource.RLIM_INFINITY not in (soft, hard) and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def _heartbeats(conns: list[Any], seconds: float) -> None:
     """Parley's one-byte heartbeat on every connection, as an idle client sends it; without
-    it Parley closes a connection after its heartbeat timeout (75 s by default)."""
+    it Parley closes a connection after its heartbeat timeout (75 s by default). `conns`
+    may still be growing."""
     for _ in range(int(seconds // HEARTBEAT_SECONDS) + 1):
         await asyncio.sleep(HEARTBEAT_SECONDS)
-        for ws in conns:
+        for ws in list(conns):
             with contextlib.suppress(ConnectionClosed):
                 await ws.send("h")
 
@@ -179,7 +230,7 @@ async def _run_step(step: int, rate: float, seconds: float, senders: list[Client
 
 async def pairs(job: dict[str, Any]) -> dict[str, Any]:
     tokens = [t for s, r, _ in job["pairs"] for t in (s, r)]
-    conns = await login_all(job["url"], job["app_key"], tokens)
+    conns = await connect_all(job, tokens)
     senders, receivers = conns[0::2], conns[1::2]
     stats = PairStats(len(senders), len(job["steps"]))
     readers = [asyncio.create_task(_read_sender(ws, stats)) for ws in senders]
@@ -242,8 +293,11 @@ def _dump(frame: dict[str, Any]) -> str:
 
 async def main() -> None:
     job = orjson.loads(sys.stdin.readline())
-    work = {"idle": idle, "pairs": pairs}[job["mode"]]
+    from bench.loadgen_group import group  # it builds on this module's helpers
+
+    work = {"idle": idle, "pairs": pairs, "group": group}[job["mode"]]
     result = await asyncio.wait_for(work(job), job.get("timeout", 600))
+    await clients.release()
     print(_dump(result), flush=True)
 
 

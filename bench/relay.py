@@ -5,6 +5,9 @@
 It speaks just enough of Parley's frames for the same load generator to drive it: `login`
 (the token is taken as the user) gets `login_ok`; `send` gets `send_ok` with a per
 conversation seq, and the `message` is pushed to every connection of the recipient.
+`group_create` names a group's members (`group_create_ok`); a `send` with `group_id` is
+pushed to every online member's connections but the sender's, with one `broadcast` call,
+the library's way of writing a frame to many connections without waiting on any of them.
 Heartbeats and `ack` are read and dropped. Compression is off, as in Parley. The suite
 starts it in its own process and stops it with SIGTERM.
 """
@@ -18,7 +21,7 @@ import signal
 from typing import Any
 
 import orjson
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 
@@ -28,6 +31,7 @@ class Relay:
     def __init__(self) -> None:
         self.online: dict[str, set[ServerConnection]] = {}
         self.seqs: dict[str, int] = {}
+        self.groups: dict[str, set[str]] = {}
 
     async def handle(self, ws: ServerConnection) -> None:
         user: str | None = None
@@ -42,8 +46,12 @@ class Relay:
                     self.online.setdefault(user, set()).add(ws)
                     await ws.send(_dump({"type": "login_ok", "id": frame.get("id"),
                                          "user_id_md5": user}))
+                elif kind == "send" and user is not None and "group_id" in frame:
+                    await self._send_group(ws, user, frame)
                 elif kind == "send" and user is not None:
                     await self._send(ws, user, frame)
+                elif kind == "group_create" and user is not None:
+                    await self._create_group(ws, user, frame)
         except ConnectionClosed:
             pass
         finally:
@@ -63,6 +71,28 @@ class Relay:
         for peer in list(self.online.get(to, ())):
             with contextlib.suppress(ConnectionClosed):
                 await peer.send(push)
+
+    async def _create_group(self, ws: ServerConnection, owner: str, frame: dict[str, Any]
+                            ) -> None:
+        group_id = str(frame.get("group_id"))
+        self.groups[group_id] = {owner, *map(str, frame.get("members") or ())}
+        await ws.send(_dump({"type": "group_create_ok", "id": frame.get("id"),
+                             "group": {"group_id": group_id, "my_role": "owner"}}))
+
+    async def _send_group(self, ws: ServerConnection, sender: str, frame: dict[str, Any]
+                          ) -> None:
+        group_id = str(frame.get("group_id"))
+        conversation = "grp:" + group_id
+        seq = self.seqs.get(conversation, 0) + 1
+        self.seqs[conversation] = seq
+        await ws.send(_dump({"type": "send_ok", "id": frame.get("id"),
+                             "conversation_id": conversation, "seq": seq}))
+        push = _dump({"type": "message", "message": {
+            "conversation_id": conversation, "seq": seq, "from": sender, "group_id": group_id,
+            "content": frame.get("content"), "client_msg_id": frame.get("client_msg_id")}})
+        peers = [peer for member in self.groups.get(group_id, ())
+                 for peer in self.online.get(member, ()) if peer is not ws]
+        broadcast(peers, push)
 
 
 def _dump(frame: dict[str, Any]) -> str:
