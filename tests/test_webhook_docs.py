@@ -109,10 +109,11 @@ def _str(node: ast.AST | None) -> str | None:
 
 
 def _is_outbox_call(node: ast.AST) -> bool:
-    """`outbox.emit(conn, hooks, app_id, type, data, now)` or `outbox.record(...)`."""
+    """`outbox.emit(conn, hooks, app_id, type, data, now)`, `outbox.record(...)`, or
+    `outbox.emit_many(...)` with a list of data."""
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "outbox"
-            and node.func.attr in ("emit", "record") and len(node.args) >= 5)
+            and node.func.attr in ("emit", "record", "emit_many") and len(node.args) >= 5)
 
 
 def _types_passed(tree: ast.Module, fn: ast.AST, name: str) -> set[str]:
@@ -149,6 +150,8 @@ def _emits_in(path: Path) -> Iterator[tuple[str, set[str]]]:
         for call in (n for n in ast.walk(fn) if _is_outbox_call(n)):
             assert isinstance(call, ast.Call)
             kind, data = call.args[3], call.args[4]
+            if isinstance(data, ast.ListComp):  # emit_many: one data per item
+                data = data.elt
             assert isinstance(data, ast.Dict), f"{path.name}: teach _emits_in this data"
             keys = {k for k in map(_str, data.keys) if k is not None}
             spread = [v for k, v in zip(data.keys, data.values, strict=True) if k is None]

@@ -3,11 +3,15 @@ unrelated text is left alone."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from app.moderation import lookalikes
 from app.moderation.keywords import KeywordMatcher, KeywordRule
 from app.moderation.normalise import Folder, mask
+from app.moderation.rules import SEVERITY, Action, Hit
+from tests.moderation import generated
 
 FOLDER = Folder(lookalikes.DEFAULT)
 FALUN = "\u6cd5\u8f6e\u529f"  # a Chinese keyword, three characters
@@ -113,3 +117,48 @@ def test_overlapping_keywords_are_all_reported() -> None:
     matcher = KeywordMatcher([KeywordRule("abc", "x", "mask"), KeywordRule("bcd", "y", "mask"),
                               KeywordRule("b", "z", "review")], Folder())
     assert sorted(h.rule for h in matcher.find(Folder().fold("abcd"))) == ["abc", "b", "bcd"]
+
+
+def _reference_find(rules: list[KeywordRule], folder: Folder, text: str) -> list[Hit]:
+    """What find must return, by looking for every keyword at every place of the folded
+    text, and taking each fair match back through fold_by_char's arrays."""
+    harshest: dict[str, KeywordRule] = {}
+    for rule in rules:
+        key = folder.key(rule.word)
+        if key and (key not in harshest
+                    or SEVERITY[rule.action] > SEVERITY[harshest[key].action]):
+            harshest[key] = rule
+    folded, origin, starts = folder.fold_by_char(text)
+    hits = []
+    for key, rule in harshest.items():
+        start = folded.find(key)
+        while start != -1:
+            end = start + len(key)
+            if not any(starts[start + 1 : end]) or (
+                    starts[start] and (end == len(folded) or starts[end])):
+                a, b = origin[start], origin[end - 1] + 1
+                while b < len(text) and unicodedata.category(text[b]) in ("Mn", "Me"):
+                    b += 1
+                hits.append(Hit("keyword", rule.action, rule.category, rule.word, a, b))
+            start = folded.find(key, start + 1)
+    return hits
+
+
+def _key(hit: Hit) -> tuple[int, int, str]:
+    return hit.start, hit.end, hit.rule
+
+
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_the_automaton_finds_what_looking_everywhere_finds(ascii_only: bool) -> None:
+    """Over many made-up texts and lists (overlapping, nested, in several scripts, with
+    characters outside the BMP), find reports exactly the reference's hits, by end."""
+    words = generated.texts(generated.FOLD_PIECES, 300, seed=5, ascii_only=ascii_only,
+                            longest=3)
+    actions: list[Action] = ["block", "mask", "review"]
+    rules = [KeywordRule(w, f"c{i % 7}", actions[i % 3]) for i, w in enumerate(words) if w]
+    matcher = KeywordMatcher(rules, FOLDER)
+    for text in generated.texts(generated.FOLD_PIECES, 400, seed=6, ascii_only=ascii_only):
+        hits = matcher.find(FOLDER.fold(text))
+        assert sorted(hits, key=_key) == sorted(_reference_find(rules, FOLDER, text),
+                                                key=_key), text
+        assert [h.end for h in hits] == sorted(h.end for h in hits), text

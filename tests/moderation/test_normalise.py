@@ -3,10 +3,14 @@ was typed. Confusable characters are written by name so that the test shows them
 
 from __future__ import annotations
 
+import random
+import unicodedata
+
 import pytest
 
 from app.moderation import lookalikes
 from app.moderation.normalise import Folder, mask
+from tests.moderation import generated
 
 FOLDER = Folder(lookalikes.DEFAULT)
 PLAIN = Folder()
@@ -135,3 +139,61 @@ def test_mask_replaces_each_typed_character_and_drops_invisible_ones(
 ) -> None:
     """Every visible typed character in a span becomes one *, invisible ones are removed."""
     assert mask(typed, [span], PLAIN) == masked
+
+
+def _fair(starts: bytes, start: int, end: int) -> bool:
+    """whole_tokens, stated on the per-character token starts."""
+    if not any(starts[start + 1 : end]):
+        return True
+    return bool(starts[start]) and (end == len(starts) or bool(starts[end]))
+
+
+def _spans(length: int) -> list[tuple[int, int]]:
+    return [(a, b) for a in range(length) for b in range(a + 1, min(length, a + 6) + 1)]
+
+
+FOLDERS = {
+    "plain": PLAIN,
+    "default table": FOLDER,
+    # An app's table that makes ASCII fold to nothing and to other scripts, so that
+    # ASCII text takes the general path.
+    "app table": Folder(lookalikes.table({"~": "", "q": "\u6cd5", "z": "zz"}, use_default=True)),
+}
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_fold_gives_what_folding_one_character_at_a_time_gives(name: str,
+                                                               ascii_only: bool) -> None:
+    """Over many made-up texts, fold's text, token starts, fair spans and typed spans are
+    those of fold_by_char, the definition: its fast paths change nothing."""
+    folder = FOLDERS[name]
+    for typed in generated.texts(generated.FOLD_PIECES, 600, seed=11, ascii_only=ascii_only):
+        text, origin, starts = folder.fold_by_char(typed)
+        folded = folder.fold(typed)
+        assert (folded.text, folded.starts) == (text, starts), typed
+        for a, b in _spans(len(text)):
+            assert folded.whole_tokens(a, b) is _fair(starts, a, b), (typed, a, b)
+            first, last = origin[a], origin[b - 1] + 1
+            while last < len(typed) and unicodedata.category(typed[last]) in ("Mn", "Me"):
+                last += 1
+            assert folded.typed_span(a, b) == (first, last), (typed, a, b)
+
+
+def _reference_mask(typed: str, spans: list[tuple[int, int]], folder: Folder) -> str:
+    """mask, one typed character at a time."""
+    covered = [any(a <= i < b for a, b in spans) for i in range(len(typed))]
+    return "".join(ch if not covered[i] else ("*" if folder.fold_char(ch) else "")
+                   for i, ch in enumerate(typed))
+
+
+def test_mask_gives_what_masking_one_character_at_a_time_gives() -> None:
+    """Over many made-up texts and overlapping, nested, touching and empty spans, mask
+    keeps, stars and removes the characters the plain definition does."""
+    rng = random.Random(12)
+    for typed in generated.texts(generated.FOLD_PIECES, 600, seed=13):
+        n = len(typed)
+        spans = [tuple(sorted((rng.randint(0, n), rng.randint(0, n))))
+                 for _ in range(rng.randint(1, 4))]
+        assert mask(typed, spans, FOLDER) == _reference_mask(typed, spans, FOLDER), (
+            typed, spans)
