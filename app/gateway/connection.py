@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from starlette.websockets import WebSocket
 
 from app.errors import CloseCode
+from app.gateway.transport import direct_writer
 from app.observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class _Close:
 class Connection:
     # Slots, not a __dict__: a few hundred bytes less on each of many idle connections.
     __slots__ = (
-        "_clock", "_limit", "_queue", "_queued_chars", "_writer", "app_id", "app_key",
+        "_clock", "_direct", "_limit", "_queue", "_queued_chars", "_writer", "app_id", "app_key",
         "busy", "closing", "device_policy", "expires_at_us", "id", "last_seen", "opened_at",
         "platform", "since_us", "topics", "user_id", "ws",
     )
@@ -73,6 +74,8 @@ class Connection:
         # Both exist only while frames wait to go out.
         self._queue: deque[str | _Close] | None = None
         self._writer: asyncio.Task[None] | None = None
+        # Writes a frame at once when the socket takes it (see transport.direct_writer).
+        self._direct = direct_writer(ws)
 
     @property
     def logged_in(self) -> bool:
@@ -84,6 +87,14 @@ class Connection:
     def push(self, text: str) -> None:
         if self.closing:
             return
+        if self._writer is None and self._direct is not None:
+            try:
+                if self._direct(text):
+                    metrics.FRAMES_OUT.inc()
+                    return
+            except Exception:  # the peer went away; the reader sees it and cleans up
+                self.closing = True
+                return
         queue = self._waiting()
         if len(queue) >= self._limit or self._queued_chars + len(text) > MAX_QUEUED_CHARS:
             logger.info("connection fell behind", extra={"conn": self.id, "app": self.app_id})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app import serving
+from app.gateway.connection import Connection
 from app.gateway.transport import Gate, Inbox, LeanWebSocketProtocol, straight_to_gateway
 from tests.support import free_port
 
@@ -86,18 +88,39 @@ class Served:
                 if isinstance(p, LeanWebSocketProtocol)]
 
 
+# What the "push N" endpoint saw: after each burst, whether the connection needed its
+# writer task (True: some frame had to wait).
+BURSTS: list[bool] = []
+
+
 async def _echo(ws: WebSocket) -> None:
-    """Echo each text frame; "close NNNN" closes with that code."""
+    """Echo each text frame; "close NNNN" closes with that code; "push N [slow]" pushes N
+    frames through a gateway Connection, with the socket's write gate shut first if slow."""
     await ws.accept()
+    conn = Connection(ws, 1000, time.monotonic)
     try:
         while True:
             text = await ws.receive_text()
             if text.startswith("close "):
                 await ws.close(int(text.split()[1]), "asked")
                 return
+            if text.startswith("push "):
+                _push(ws, conn, int(text.split()[1]), slow=text.endswith("slow"))
+                continue
             await ws.send_text(text)
     except WebSocketDisconnect:
         return
+
+
+def _push(ws: WebSocket, conn: Connection, count: int, slow: bool) -> None:
+    gate = ws._send.__self__.writable  # type: ignore[attr-defined]
+    if slow:
+        gate.clear()  # as when the peer reads too slowly
+    for n in range(count):
+        conn.push(f"pushed {n}")
+    BURSTS.append(conn._writer is not None)
+    if slow:
+        asyncio.get_running_loop().call_later(0.05, gate.set)
 
 
 async def _rest_of_the_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -132,6 +155,19 @@ async def test_frames_go_both_ways_in_order(served: Served) -> None:
         for n in range(20):
             await ws.send(f"frame {n}")
         assert [await ws.recv() for _ in range(20)] == [f"frame {n}" for n in range(20)]
+
+
+async def test_pushes_are_written_at_once_while_the_socket_takes_them(served: Served) -> None:
+    """A connection's frames go straight to the transport, no writer task, while the
+    socket takes writes; while it does not, they queue and the writer sends them after,
+    in order."""
+    BURSTS.clear()
+    async with connect(f"ws://127.0.0.1:{served.port}/ws", compression=None) as ws:
+        await ws.send("push 50")
+        assert [await ws.recv() for _ in range(50)] == [f"pushed {n}" for n in range(50)]
+        await ws.send("push 50 slow")
+        assert [await ws.recv() for _ in range(50)] == [f"pushed {n}" for n in range(50)]
+    assert BURSTS == [False, True]
 
 
 async def test_an_open_socket_keeps_no_handshake(served: Served) -> None:
