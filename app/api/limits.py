@@ -31,18 +31,29 @@ class BodyLimit:
             return
         seen = 0
         refused = False
+        tail = b""  # the end of the last chunk, for an escape split between two
 
         async def counted() -> Message:
             # Past the limit: answer 413 here, and tell the app the client has gone, so
-            # it stops reading; whatever it answers then is dropped.
-            nonlocal seen, refused
+            # it stops reading; whatever it answers then is dropped. The same for a body
+            # with U+0000, which PostgreSQL's text cannot hold (a JSON body can carry it
+            # only as an escape; a body that shows a backslash-u-zeros text is refused too).
+            nonlocal seen, refused, tail
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes and not refused:
+                chunk = message.get("body", b"")
+                seen += len(chunk)
+                if refused:
+                    return {"type": "http.disconnect"}
+                if seen > self.max_bytes:
                     refused = True
                     await _refuse(send, self.max_bytes)
                     return {"type": "http.disconnect"}
+                if NUL_ESCAPE in tail + chunk:
+                    refused = True
+                    await _refuse_nul(send)
+                    return {"type": "http.disconnect"}
+                tail = chunk[-len(NUL_ESCAPE):]
             return message
 
         async def guarded(message: Message) -> None:
@@ -50,6 +61,9 @@ class BodyLimit:
                 await send(message)
 
         await self.app(scope, counted, guarded)
+
+
+NUL_ESCAPE = b"\\u0000"
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -69,4 +83,14 @@ async def _refuse(send: Send, limit: int) -> None:
                           (b"content-length", str(len(body)).encode()),
                           (b"connection", b"close")]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse_nul(send: Send) -> None:
+    body = (b'{"code":"invalid_field","message":"The request body may not hold the '
+            b'character U+0000."}')
+    headers: list[Any] = [(b"content-type", b"application/json"),
+                          (b"content-length", str(len(body)).encode()),
+                          (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
     await send({"type": "http.response.body", "body": body})

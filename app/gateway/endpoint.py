@@ -31,6 +31,12 @@ from app.webhooks import outbox
 logger = logging.getLogger(__name__)
 
 Reply = dict[str, Any] | None
+
+# U+0000 can only reach a frame as this JSON escape. PostgreSQL's text cannot hold it, so
+# a field with it would fail the statement it reaches, and with a batch of other users'
+# writes (see app.services.committer): refused here, whatever the field.
+NUL_ESCAPE = "\\u0000"
+NUL_REFUSED = "Frames may not hold the character U+0000."
 Handler = Callable[[Context, Hub, Connection, Any], Awaitable[Reply]]
 
 
@@ -127,6 +133,8 @@ async def _handle(ctx: Context, hub: Hub, conn: Connection, text: str) -> None:
     try:
         raw = JsonCodec.decode(text)
         request_id = _request_id(raw.get("id"))
+        if NUL_ESCAPE in text and _holds_nul(raw):
+            raise InvalidRequest(NUL_REFUSED, code="invalid_field")
         if not conn.logged_in and raw["type"] != "login":
             raise LoginRequired("Log in first.")
         frame = frames.parse(raw)
@@ -140,6 +148,18 @@ async def _handle(ctx: Context, hub: Hub, conn: Connection, text: str) -> None:
         logger.exception("request failed", extra={"conn": conn.id})
         _fail(conn, ParleyError("Internal error.", code="internal_error"),
               request_id=request_id)
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a decoded frame has U+0000 in a string, keys included. Only asked when the
+    escape appears in the frame's text (which a text that shows a backslash also can)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _request_id(value: Any) -> str | int | None:

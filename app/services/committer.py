@@ -172,6 +172,12 @@ class Committer:
                 break
             except Exception as exc:  # every failure has to reach its senders
                 failure = exc
+                if marks and not _retryable(exc) and not _is_outage(exc):
+                    # The marks ride along; if they are what was refused, they must not
+                    # fail anyone's send. Write them on their own, the sends without.
+                    await self._write_marks(ctx, marks)
+                    marks = {}
+                    continue
                 if not _retryable(exc):
                     break
         if outcomes is None and len(batch) > 1 and not _is_outage(failure):

@@ -284,3 +284,32 @@ async def test_token_of_one_app_with_another_apps_key_closes_with_4002(
     assert reply["type"] == "error" and reply["code"] == "token_invalid"
     assert await client.wait_closed() == 4002
     await bystanders.still_talk()
+
+
+async def test_u0000_in_any_field_is_refused_and_harms_no_batch(
+        api: Api, app: AppCreds, server: Server, bystanders: Bystanders) -> None:
+    """PostgreSQL's text cannot hold U+0000: in an ack it once failed the batch it rode
+    in, other users' sends included. Any frame with it is refused with invalid_field and
+    the connection goes on; a text that only shows the escape, backslash and all, is fine."""
+    client, bob = await _logged_in(api, app, server)
+    for frame in ({"type": "ack", "conversation_id": "p2p:x\u0000y", "seq": 1},
+                  {"type": "send", "to": bob, "client_msg_id": "a\u0000b",
+                   "content": {"type": "text", "text": "hi"}},
+                  {"type": "send", "to": bob, "content": {"type": "text", "text": "a\u0000"}},
+                  {"type": "sync", "conversation_id": "sys:\u0000"}):
+        reply = await client.request(frame)  # the reply to this request, by its id
+        assert (reply["type"], reply["code"]) == ("error", "invalid_field")
+    shown = await client.request({"type": "send", "to": bob,
+                                  "content": {"type": "text", "text": "\\u0000 is NUL"}})
+    assert shown["type"] == "send_ok"
+    assert not client.closed
+    await bystanders.still_talk()
+    await client.close()
+
+
+async def test_u0000_in_a_rest_body_is_refused(api: Api, app: AppCreds) -> None:
+    (alice,) = await api.import_users(app, "alice")
+    r = await api.call(app, "POST", "/v1/notices", json={
+        "to_user_id_md5": alice, "client_msg_id": "x\u0000",
+        "content": {"type": "text", "text": "hi"}})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_field"

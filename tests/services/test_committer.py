@@ -205,3 +205,13 @@ async def test_stop_writes_what_is_queued(ctx: Context) -> None:
             conversations.c.app_id == app_id))
     assert stored == 30
     assert [s.seq for s in await asyncio.gather(*sends)] == list(range(1, 31))
+
+
+async def test_a_mark_the_database_refuses_fails_no_send(ctx: Context) -> None:
+    """Delivery marks ride in the batch's transaction; one PostgreSQL cannot store (a
+    U+0000, which the gateway refuses but the committer must not trust) is dropped
+    and the sends in its batch are stored."""
+    app_id, (alice, bob) = await _app_with_users(ctx, 2)
+    ctx.committer.delivered(ctx, app_id, bob, "p2p:x\x00y", 1)
+    ack = await messages.send_direct(ctx, app_id, alice, bob, _text(1))
+    assert ack.seq == 1
