@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from bench import idle
 from bench.ejabberd import server as ejabberd_server
 from bench.procs import RelayServer, rss_kib, run_loadgen
@@ -91,9 +89,6 @@ async def relay(users: int) -> AsyncIterator[Target]:
         server.stop()
 
 
-REDIS_URL = "redis://127.0.0.1:6379/0"  # the tests' Redis; the relay takes its own channel
-
-
 @asynccontextmanager
 async def socketio(users: int) -> AsyncIterator[Target | NotRun]:
     if (reason := await _socketio_missing()) is not None:
@@ -111,14 +106,7 @@ async def _socketio_missing() -> str | None:
     for module in ("socketio", "aiohttp"):
         if importlib.util.find_spec(module) is None:
             return f"{module} not installed (pip install -e '.[bench]')"
-    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except (OSError, aioredis.RedisError) as e:
-        return f"no Redis at {REDIS_URL}: {e}"
-    finally:
-        await client.aclose()
-    return None
+    return await idle.redis_missing()
 
 
 @asynccontextmanager
