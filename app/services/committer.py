@@ -124,8 +124,8 @@ class Committer:
     def delivered(self, ctx: Context, app_id: int, user_id: str, conversation_id: str,
                   seq: int) -> None:
         """A device holds the conversation up to ``seq``: remember the highest, to be
-        written with the next batch. A seq past what the user may see, or a
-        conversation they are not in, changes nothing when it is written."""
+        written with the next batch. A seq past what the user may see counts as the end
+        of it; a conversation they are not in changes nothing (see write_marks)."""
         key = (app_id, user_id, conversation_id)
         if seq > self._delivered.get(key, 0):
             self._delivered[key] = seq
@@ -440,21 +440,26 @@ async def _take_seqs(ctx: Context, conn: AsyncConnection, batch: list[Pending], 
 async def write_marks(conn: AsyncConnection, read: dict[MarkKey, int],
                       delivered: dict[MarkKey, int]) -> None:
     """Move read and delivery marks forward in one statement, never back, and a delivery
-    mark never past the conversation's end. Rows go in key order, as everywhere in a
-    batch, so that two writers cannot deadlock on them."""
+    mark never past the end of the user's window: the conversation's last seq, or for a
+    former group member the seq they left at. A mark past it counts as one at it: the
+    node keeps only the highest ack, and a stray one past the end must not hide a good
+    one behind it. Rows go in key order, as everywhere in a batch, so that two writers
+    cannot deadlock on them."""
     if not read and not delivered:
         return
     m, conv = members.c, conversations.c
     last_seq = (select(conv.last_seq).where(conv.app_id == m.app_id,
                                             conv.id == m.conversation_id).scalar_subquery())
+    high = case((and_(m.left_seq.is_not(None), m.left_seq < last_seq), m.left_seq),
+                else_=last_seq)
     r, d = bindparam("r", type_=BigInteger), bindparam("d", type_=BigInteger)
+    held = case((d < high, d), else_=high)
     await conn.execute(
         update(members)
         .where(m.app_id == bindparam("a"), m.user_id == bindparam("u"),
                m.conversation_id == bindparam("c"))
         .values(read_seq=case((r > m.read_seq, r), else_=m.read_seq),
-                delivered_seq=case((and_(d > m.delivered_seq, d <= last_seq), d),
-                                   else_=m.delivered_seq)),
+                delivered_seq=case((held > m.delivered_seq, held), else_=m.delivered_seq)),
         [{"a": a, "u": u, "c": c, "r": read.get(key, 0), "d": delivered.get(key, 0)}
          for key in sorted(read.keys() | delivered.keys()) for a, u, c in [key]],
     )
@@ -467,7 +472,8 @@ async def write_marks(conn: AsyncConnection, read: dict[MarkKey, int],
 # the general path: resends and unknown recipients drop out, each conversation's count
 # is added to its last seq under its row lock (rows in key order), the messages get the
 # seqs in queue order, a new conversation gets its members (the sender having read up to
-# their message), and read and delivery marks move forward, never back.
+# their message), and read and delivery marks move forward, never back (a delivery mark
+# held to the user's window, as in write_marks).
 # $1-$9: per send, in queue order. $10: now. $11-$14: delivery marks.
 ONE_STATEMENT = """
 WITH item AS (
@@ -531,8 +537,8 @@ WITH item AS (
 ), marked AS (
     UPDATE conversation_members m
     SET read_seq = greatest(m.read_seq, mk.r),
-        delivered_seq = CASE WHEN mk.d > m.delivered_seq AND mk.d <= c.last_seq
-                             THEN mk.d ELSE m.delivered_seq END
+        delivered_seq = greatest(m.delivered_seq,
+                                 least(mk.d, c.last_seq, coalesce(m.left_seq, c.last_seq)))
     FROM marks mk JOIN conversations c ON c.app_id = mk.app_id AND c.id = mk.conv
     WHERE m.app_id = mk.app_id AND m.user_id = mk.user_id AND m.conversation_id = mk.conv
 )

@@ -19,7 +19,7 @@ from app.broker import InProcessBroker
 from app.config import Settings
 from app.errors import NotFound
 from app.security import PasswordVault
-from app.services import apps, committer, messages
+from app.services import apps, committer, groups, messages
 from app.services.committer import Committer
 from app.services.context import Context
 from app.storage.db import Database
@@ -168,29 +168,50 @@ async def _one_bad_send_fails_alone(ctx: Context, app_id: int, alice: str, bob: 
 
 
 async def test_delivery_marks_move_forward_only_and_stop_at_the_end(ctx: Context) -> None:
-    """Acks are kept in memory and written with the next batch: the highest wins, a seq
-    past the conversation's end is ignored, a mark never goes back."""
+    """Acks are kept in memory and written with the next batch: the highest wins, one
+    past the conversation's end counts as its end (so it cannot hide a good one queued
+    with it), a mark never goes back."""
     app_id, (alice, bob) = await _app_with_users(ctx, 2)
     for i in range(3):
         await messages.send_direct(ctx, app_id, alice, bob, _text(i))
     conv = ids.p2p_conversation_id(alice, bob)
 
-    async def delivered() -> int:
-        await ctx.committer.stop()  # until what is queued is written
-        async with ctx.db.read() as conn:
-            return int(await conn.scalar(select(members.c.delivered_seq).where(
-                members.c.app_id == app_id, members.c.user_id == bob,
-                members.c.conversation_id == conv)) or 0)
-
     for seq in (1, 2):
         ctx.committer.delivered(ctx, app_id, bob, conv, seq)
-    assert await delivered() == 2
+    assert await _delivered(ctx, app_id, bob, conv) == 2
     ctx.committer.delivered(ctx, app_id, bob, conv, 1)
-    assert await delivered() == 2
-    ctx.committer.delivered(ctx, app_id, bob, conv, 9)
-    assert await delivered() == 2
-    ctx.committer.delivered(ctx, app_id, bob, conv, 3)
-    assert await delivered() == 3
+    assert await _delivered(ctx, app_id, bob, conv) == 2
+    for seq in (3, 999):  # a good ack, then a stray one, before either is written
+        ctx.committer.delivered(ctx, app_id, bob, conv, seq)
+    assert await _delivered(ctx, app_id, bob, conv) == 3
+    await messages.send_direct(ctx, app_id, alice, bob, _text(4))
+    assert await _delivered(ctx, app_id, bob, conv) == 3  # 999 held no claim on seq 4
+
+
+async def test_a_former_member_s_mark_stops_where_they_left(ctx: Context) -> None:
+    """A user who left a group sees it up to the seq they left at; an ack cannot carry
+    their delivery mark past that, however far the group has gone on."""
+    app_id, (alice, carol) = await _app_with_users(ctx, 2)
+    group = await groups.create(ctx, app_id, alice, owner=alice, name="g",
+                                initial_members=[carol])
+    conv = group["conversation_id"]
+    await groups.leave(ctx, app_id, carol, group["group_id"])
+    for i in range(4):
+        await messages.send_group(ctx, app_id, alice, group["group_id"], _text(i))
+    async with ctx.db.read() as conn:
+        left = await conn.scalar(select(members.c.left_seq).where(
+            members.c.app_id == app_id, members.c.user_id == carol,
+            members.c.conversation_id == conv))
+    ctx.committer.delivered(ctx, app_id, carol, conv, left + 4)  # the group's last seq
+    assert await _delivered(ctx, app_id, carol, conv) == left
+
+
+async def _delivered(ctx: Context, app_id: int, user: str, conv: str) -> int:
+    await ctx.committer.stop()  # until what is queued is written
+    async with ctx.db.read() as conn:
+        return int(await conn.scalar(select(members.c.delivered_seq).where(
+            members.c.app_id == app_id, members.c.user_id == user,
+            members.c.conversation_id == conv)) or 0)
 
 
 async def test_stop_writes_what_is_queued(ctx: Context) -> None:
