@@ -55,10 +55,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app import ids
 from app.errors import ParleyError, user_not_found
 from app.services.context import Context
-from app.services.messages import SYSTEM_SENDER, Ack, Outgoing, Stored, message_view, peer_of
+from app.services.messages import SYSTEM_SENDER, Ack, Outgoing, peer_of, record_stored
 from app.storage.db import now_us
 from app.storage.models import conversations, members, messages, users
-from app.webhooks import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -274,11 +273,17 @@ async def _plain(ctx: Context, sends: list[Pending]) -> bool:
     """Whether no send of the batch needs more than its message row: no content finding
     and no medium to record (the persist hooks act on those only), and no webhook
     event, so the batch can be written in one statement."""
+    hooked_apps = set()
     for item in sends:
         o = item.outgoing
         if o.findings or o.content.get("type") in ("image", "file"):
             return False
-        if o.hooks and ctx.hooks is not None and (await ctx.hooks.get(o.app_id)).has_endpoints:
+        if o.hooks:
+            hooked_apps.add(o.app_id)
+    if ctx.hooks is None:
+        return True
+    for app_id in hooked_apps:  # one look per app, not per send
+        if (await ctx.hooks.get(app_id)).has_endpoints:
             return False
     return True
 
@@ -351,13 +356,7 @@ async def _store_in_transaction(ctx: Context, sends: list[Pending], marks: dict[
         for i in fresh:
             item, (ack, _) = sends[i], outcomes[i]  # type: ignore[misc]
             o = item.outgoing
-            for hook in ctx.persist_hooks:
-                await hook(ctx, conn, o, ack.msg_id)
-            if o.hooks:
-                stored = Stored(o.conversation_id, ack.seq, ack.msg_id, o.sender, item.encoded,
-                                o.client_msg_id, now, o.risk)
-                await outbox.emit(conn, ctx.hooks, o.app_id, "message.sent",
-                                  {"message": message_view(stored)}, now)
+            await record_stored(ctx, conn, o, ack.msg_id, ack.seq, item.encoded, now)
             if o.sender != SYSTEM_SENDER:
                 readers[(o.app_id, o.sender, o.conversation_id)] = ack.seq
         await write_marks(conn, readers, marks)

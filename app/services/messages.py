@@ -335,13 +335,7 @@ async def _persist(
         await insert_message(conn, outgoing.app_id, outgoing.conversation_id, seq, msg_id,
                              outgoing.sender, encoded, now, outgoing.client_msg_id,
                              risk=outgoing.risk)
-        for hook in ctx.persist_hooks:
-            await hook(ctx, conn, outgoing, msg_id)
-        if outgoing.hooks:
-            stored = Stored(outgoing.conversation_id, seq, msg_id, outgoing.sender, encoded,
-                            outgoing.client_msg_id, now, outgoing.risk)
-            await outbox.emit(conn, ctx.hooks, outgoing.app_id, "message.sent",
-                              {"message": message_view(stored)}, now)
+        await record_stored(ctx, conn, outgoing, msg_id, seq, encoded, now)
         if outgoing.sender != SYSTEM_SENDER:
             # Writing in a conversation counts as having read it up to there.
             await conn.execute(
@@ -354,6 +348,19 @@ async def _persist(
                 .values(read_seq=seq)
             )
     return Ack(msg_id, outgoing.conversation_id, seq, now), recipients
+
+
+async def record_stored(ctx: Context, conn: AsyncConnection, outgoing: Outgoing, msg_id: str,
+                        seq: int, encoded: str, now: int) -> None:
+    """What a stored message writes besides its row, in its transaction: the persist
+    hooks' records and, unless the sender asked for none, the message.sent event."""
+    for hook in ctx.persist_hooks:
+        await hook(ctx, conn, outgoing, msg_id)
+    if outgoing.hooks:
+        stored = Stored(outgoing.conversation_id, seq, msg_id, outgoing.sender, encoded,
+                        outgoing.client_msg_id, now, outgoing.risk)
+        await outbox.emit(conn, ctx.hooks, outgoing.app_id, "message.sent",
+                          {"message": message_view(stored)}, now)
 
 
 async def next_seq(conn: AsyncConnection, app_id: int, conversation_id: str, now: int) -> int:
